@@ -1,0 +1,40 @@
+# One command per task, the same for people and CI.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint bench wasm clean
+
+$(STAMP): pyproject.toml js_shims/package-lock.json
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -e ".[dev]"
+	cd js_shims && npm ci --silent --no-audit --no-fund
+	@if [ -f tests/compat/package-lock.json ]; then cd tests/compat && npm ci --silent --no-audit --no-fund; fi
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup          ## serve on http://127.0.0.1:8000 with the embedded SQLite file ./backstate.db
+	$(VENV)/bin/backstate serve
+
+test: setup         ## the whole suite (PostgreSQL too when BACKSTATE_TEST_POSTGRES_URL is set)
+	$(PY) -m pytest
+
+test-fast: setup    ## skip the slow end-to-end and compatibility tests
+	$(PY) -m pytest -m "not slow and not compat"
+
+lint: setup
+	$(VENV)/bin/ruff check runtime api tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/runtime.py
+	$(PY) bench/http_events.py
+	$(PY) bench/timers.py
+
+wasm:               ## rebuild runtime/sandbox/wasm/sandbox.wasm (needs clang-16, see build.sh)
+	PATH=$(VENV)/bin:$$PATH runtime/sandbox/wasm/build.sh
+
+clean:
+	rm -rf $(VENV) js_shims/node_modules tests/compat/node_modules

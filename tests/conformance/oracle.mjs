@@ -4,8 +4,9 @@
 //   node tests/conformance/oracle.mjs [scenario-name ...]   (default: every scenario)
 //
 // Output: {"<scenario>": [stepRecord, ...], ...}; a step record is
-//   {value, context, tags, done, toStrings, changed, pending}
-// where `pending` lists the delayed events still armed after the step as
+//   {step, value, context, tags, done, toStrings, changed, pending}
+// where `step` is the script step it describes (so the Python side replays exactly what ran here,
+// without parsing JavaScript) and `pending` lists the delayed events still armed after the step as
 // [{id, eventType, delay}], sorted by id. Timers never fire by themselves: a `fire` step delivers
 // one, which is what backstate's timer table does when a due time passes.
 
@@ -96,8 +97,9 @@ function toEvent(event) {
   return typeof event === "string" ? { type: event } : event;
 }
 
-function record(state, clock) {
+function record(step, state, clock) {
   return {
+    step,
     value: state.value,
     context: JSON.parse(JSON.stringify(state.context)),
     tags: [...state.tags].sort(),
@@ -116,13 +118,13 @@ async function runScenario(name) {
   const clock = new RecordingClock();
   const service = startService(scenario.default, clock, first.create.context ?? {});
   await settle(service, `${name} step 0`);
-  const trace = [record(service.getSnapshot(), clock)];
+  const trace = [record(first, service.getSnapshot(), clock)];
   for (const [index, step] of rest.entries()) {
     if ("send" in step) service.send(toEvent(step.send));
     else if ("fire" in step) clock.fire(step.fire);
     else throw new Error(`${name} step ${index + 1}: unknown step ${JSON.stringify(step)}`);
     await settle(service, `${name} step ${index + 1}`);
-    trace.push(record(service.getSnapshot(), clock));
+    trace.push(record(step, service.getSnapshot(), clock));
   }
   service.stop();
   return trace;

@@ -12,7 +12,8 @@ export default createMachine(
     states: {
       green: {
         after: { 1000: "yellow" },
-        on: { EMERGENCY: "red" },
+        // An external self transition: exit cancels the timer, entry re-arms the same send id.
+        on: { EMERGENCY: "red", WAIT: "green" },
       },
       yellow: { after: { YELLOW: "red" } },
       red: {
@@ -51,4 +52,5 @@ export const script = [
   { fire: "xstate.after(RED)#light.red" }, // second cycle: guarded branch
   { fire: "xstate.after(5000)#light.flashing" }, // cancels the 60000 one
   { send: "RESTART" },
+  { send: "WAIT" }, // still exactly one green timer pending
 ];

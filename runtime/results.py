@@ -1,0 +1,93 @@
+"""Plain values a step hands back to its caller: what to persist, what to show, what to schedule.
+
+Nothing here touches the sandbox; the server persists these as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+JSON = Any
+StateValue = str | dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PublicState:
+    """What API callers see of an instance: State Backed's `State` minus `ts`."""
+
+    value: StateValue
+    tags: list[str]
+    done: bool
+    public_context: dict[str, Any] | None
+
+    def to_wire(self, ts: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"ts": ts, "state": self.value, "tags": self.tags, "done": self.done}
+        if self.public_context is not None:
+            out["publicContext"] = self.public_context
+        return out
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A delayed send (or `after`) armed by a macrostep, due at an absolute time."""
+
+    send_id: str
+    event: dict[str, Any]
+    delay_ms: int
+    due_at_ms: int
+
+
+@dataclass(frozen=True)
+class LogLine:
+    ts_ms: int
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True)
+class Macrostep:
+    """One committed unit: the event taken and the state it led to.
+
+    `state_json` is the persisted state (XState's `State.toJSON()` with actions stripped, so a
+    restore never re-runs effects); `timers` and `cancels` are the durable-timer changes that
+    must commit in the same transaction; `logs` is the console output produced while computing
+    this macrostep."""
+
+    event: dict[str, Any]
+    state_json: str
+    view: PublicState
+    context: dict[str, Any]
+    timers: list[Timer] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.state_json)
+        return parsed
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Everything one create/send produced, in order.
+
+    `cut_off` lists the invoked services still running when the settle window ended (or when
+    the step stopped early): before the instance's next event, the caller delivers
+    `error.platform.<id>` for each (pass them as `send(..., cut_off=...)`)."""
+
+    macrosteps: list[Macrostep]
+    cut_off: list[str]
+    logs: list[LogLine]
+    error: str | None = None   # set when a failure ended the step after something committed
+
+    @property
+    def final(self) -> Macrostep:
+        return self.macrosteps[-1]
+
+
+# Called with each macrostep, in order, before any effect it produced is released (fetches
+# performed, timers fired). Raising aborts the step: the VM is discarded, no effect runs.
+CommitHook = Callable[[Macrostep], None]

@@ -1,0 +1,211 @@
+"""One step: an event (or a creation) taken by one instance, run to settled in one VM.
+
+The loop, in the order that keeps State Backed's promise that no effect runs before the
+transition that produced it is durably written:
+
+    call the op (create / send)  ->  run promise jobs  ->  poll the VM
+    -> commit each new macrostep through the caller's hook (state, transition, timers)
+    -> only then perform the fetches those macrosteps issued
+    -> wait for a fetch to finish, an in-VM timer to fall due, or the window to end; repeat.
+
+A step is settled when no invoked service is running. When the window ends first, the services
+still running are cut off and reported, so the caller can deliver `error.platform.<id>` for each
+before the instance's next event. A failure before anything was committed raises and changes
+nothing; a failure after that ends the step at the last committed macrostep.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import secrets
+from typing import Any
+
+from runtime.clock import Clock
+from runtime.errors import BackstateError, BundleError, ContextError, InvalidRequestError
+from runtime.errors import MachineError, RejectedByAuthorizerError
+from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
+from runtime.sandbox.fetch import Fetcher
+from runtime.sandbox.vm import VM
+
+Reply = dict[str, Any]
+
+
+class Step:
+    def __init__(self, vm: VM, limits: Any, clock: Clock, fetcher: Fetcher):
+        self.vm = vm
+        self.limits = limits
+        self.clock = clock
+        self.fetcher = fetcher
+        self.deadline = clock.monotonic() + limits.window_s
+        self.inflight: dict[cf.Future[dict[str, Any]], int] = {}
+        self.committed: list[Macrostep] = []
+        self.logs: list[LogLine] = []
+        self.running: list[str] = []
+
+    # -- single calls ---------------------------------------------------------------------
+    def call(self, args: dict[str, Any]) -> Reply:
+        """One op in the VM, bounded by the slice limit and what is left of the window."""
+        if "seed" not in args and args.get("op") in ("create", "send", "read"):
+            args = {**args, "now": self.clock.now_ms(), "seed": secrets.token_hex(16)}
+        self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
+        reply: dict[str, Any] = json.loads(self.vm.call(json.dumps(args)))
+        if "error" in reply:
+            self._collect_logs(reply["error"].get("logs", []))
+            raise _error_from_js(reply["error"])
+        ok: Reply = reply["ok"]
+        return ok
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock.monotonic()
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
+        try:
+            self._check_event_size(args)
+            reply = self._advance(args)
+            while True:
+                self._commit(reply, on_commit)
+                self._release_fetches(reply)
+                if self._finished(reply):
+                    break
+                reply = self._wait_and_advance(reply)
+        except BackstateError as exc:
+            if not self.committed or not isinstance(exc, MachineError):
+                self._cancel_fetches()
+                raise
+            return self._end_early(exc)
+        return StepResult(self.committed, self._cut_off(), self.logs)
+
+    def _advance(self, args: dict[str, Any]) -> Reply:
+        self.call(args)
+        self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
+        self.vm.run_jobs()
+        return self.call({"op": "poll", "now": self.clock.now_ms()})
+
+    def _commit(self, reply: Reply, on_commit: CommitHook) -> None:
+        self.running = reply["running"]
+        for raw in reply["macrosteps"]:
+            if len(self.committed) >= self.limits.max_macrosteps:
+                raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
+                                   "macrosteps for one event (does it send itself events "
+                                   "forever?)", code="too-many-macrosteps")
+            step = self._macrostep(raw)
+            on_commit(step)
+            self.committed.append(step)
+        self._collect_logs(reply["logs"])
+        if "error" in reply:
+            raise _error_from_js(reply["error"])
+
+    def _macrostep(self, raw: dict[str, Any]) -> Macrostep:
+        context_json: str = raw["context"]
+        if len(context_json.encode()) > self.limits.context_bytes:
+            raise ContextError(f"the machine's context is over the {self.limits.context_bytes} "
+                               "byte limit; the transition was not applied")
+        now = self.clock.now_ms()
+        view = raw["view"]
+        logs = [_log(line) for line in raw["logs"]]
+        self.logs.extend(logs)
+        return Macrostep(
+            event=raw["event"],
+            state_json=raw["state"],
+            view=PublicState(view["value"], view["tags"], view["done"], view.get("publicContext")),
+            context=json.loads(context_json) or {},
+            timers=[Timer(t["id"], t["event"], int(t["delay"]), now + int(t["delay"]))
+                    for t in raw["timers"]],
+            cancels=list(raw["cancels"]),
+            logs=logs,
+        )
+
+    def _release_fetches(self, reply: Reply) -> None:
+        for request in reply["fetches"]:
+            self.inflight[self.fetcher.submit(request)] = int(request["id"])
+        aborted = set(reply["aborted"])
+        for future, fid in list(self.inflight.items()):
+            if fid in aborted:
+                future.cancel()
+                del self.inflight[future]
+
+    def _finished(self, reply: Reply) -> bool:
+        if not reply["running"]:
+            return True
+        if not self.inflight and reply["nextTimerDue"] is None:
+            return True    # nothing in the VM can ever happen again: the window would only idle
+        return self.remaining() <= 0
+
+    def _wait_and_advance(self, reply: Reply) -> Reply:
+        timeout = self.remaining()
+        due = reply["nextTimerDue"]
+        if due is not None:
+            timeout = min(timeout, max(0.0, (due - self.clock.now_ms()) / 1000.0))
+        done = self.clock.wait(list(self.inflight), timeout)
+        for future in done:
+            self._deliver(future, self.inflight.pop(future))
+        self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
+        self.vm.run_jobs()
+        self.call({"op": "fireTimers", "now": self.clock.now_ms()})
+        self.vm.run_jobs()
+        return self.call({"op": "poll"})
+
+    def _deliver(self, future: cf.Future[dict[str, Any]], fid: int) -> None:
+        try:
+            response = future.result()
+        except Exception as exc:   # network errors and egress denials reject the JS promise
+            self.call({"op": "fetchFailed", "id": fid, "message": _fetch_error(exc)})
+            return
+        self.call({"op": "fetchDone", "id": fid, "response": response})
+
+    # -- endings --------------------------------------------------------------------------
+    def _cut_off(self) -> list[str]:
+        if not self.running:
+            return []
+        self._cancel_fetches()
+        if self.vm.dead:
+            return list(self.running)
+        try:
+            stopped: list[str] = self.call({"op": "stop"})["cutOff"]
+            return stopped
+        except BackstateError:
+            return list(self.running)
+
+    def _end_early(self, exc: BackstateError) -> StepResult:
+        line = LogLine(self.clock.now_ms(), "stderr",
+                       f"[backstate] the step stopped after {len(self.committed)} committed "
+                       f"transition(s): {exc.message}")
+        self.logs.append(line)
+        return StepResult(self.committed, self._cut_off(), self.logs, error=exc.message)
+
+    def _cancel_fetches(self) -> None:
+        for future in self.inflight:
+            future.cancel()
+        self.inflight.clear()
+
+    def _collect_logs(self, lines: list[dict[str, Any]]) -> None:
+        self.logs.extend(_log(line) for line in lines)
+
+    def _check_event_size(self, args: dict[str, Any]) -> None:
+        if "event" in args and len(json.dumps(args["event"])) > self.limits.event_bytes:
+            raise InvalidRequestError(f"the event is over the {self.limits.event_bytes} byte "
+                                      "limit", parameter="event")
+
+
+def _log(line: dict[str, Any]) -> LogLine:
+    stream = "stderr" if line.get("stream") == "stderr" else "stdout"
+    return LogLine(int(line.get("ts") or 0), stream, str(line.get("text", "")))
+
+
+def _fetch_error(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _error_from_js(info: dict[str, Any]) -> BackstateError:
+    code, message = info.get("code", "machine-error"), info.get("message", "the machine failed")
+    if code in ("rejected-by-machine-authorizer", "authorizer-error"):
+        return RejectedByAuthorizerError(message)
+    if code == "invalid-event":
+        return InvalidRequestError(message, parameter="event")
+    if code == "invalid-context":
+        return ContextError(message)
+    if code == "invalid-bundle":
+        return BundleError(message)
+    return MachineError(message, code=code if code != "machine-error" else None)

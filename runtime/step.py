@@ -98,8 +98,11 @@ class Step:
             raise _error_from_js(reply["error"])
 
     def _macrostep(self, raw: dict[str, Any]) -> Macrostep:
-        context_json: str = raw["context"]
-        if len(context_json.encode()) > self.limits.context_bytes:
+        state_json: str = raw["state"]
+        context = json.loads(state_json).get("context")
+        if context is None:
+            context = {}
+        if len(json.dumps(context, separators=(",", ":")).encode()) > self.limits.context_bytes:
             raise ContextError(f"the machine's context is over the {self.limits.context_bytes} "
                                "byte limit; the transition was not applied")
         now = self.clock.now_ms()
@@ -108,9 +111,9 @@ class Step:
         self.logs.extend(logs)
         return Macrostep(
             event=raw["event"],
-            state_json=raw["state"],
+            state_json=state_json,
             view=PublicState(view["value"], view["tags"], view["done"], view.get("publicContext")),
-            context=json.loads(context_json) or {},
+            context=context,
             timers=[Timer(t["id"], t["event"], int(t["delay"]), now + int(t["delay"]))
                     for t in raw["timers"]],
             cancels=list(raw["cancels"]),

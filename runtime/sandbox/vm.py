@@ -46,7 +46,8 @@ from runtime.errors import TimeLimitError
 WASM_PATH = Path(__file__).parent / "wasm" / "sandbox.wasm"
 TICK_S = 0.005                # epoch tick: deadlines are enforced to within one tick
 JS_EVAL_SCRIPT, JS_EVAL_MODULE, JS_EVAL_COMPILE_ONLY = 0, 1, 1 << 5
-GUEST_STACK_LIMIT = 768 << 10  # QuickJS's own check fires (RangeError) before the 1 MiB C stack ends
+GUEST_STACK_LIMIT = 768 << 10
+GC_HEADROOM = 16 << 20         # bytes a cloned VM may allocate before QuickJS collects  # QuickJS's own check fires (RangeError) before the 1 MiB C stack ends
 
 HostCall = Callable[[str], str]
 
@@ -180,9 +181,13 @@ class VM:
         self.store.set_epoch_deadline(1 << 40)
         return True
 
+    def collect_garbage(self, headroom: int = GC_HEADROOM) -> None:
+        self.raw_call("sb_gc", headroom)
+
     def snapshot(self) -> Snapshot:
         """Only valid at a quiescent point (no export running): then the shadow stack pointer,
         the one mutable wasm global, is back at its initial value."""
+        self.collect_garbage()
         size = self._memory.data_len(self.store)
         return Snapshot(ctypes.string_at(self._base(), size), self.scratch)
 

@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 python3 -m pip download --no-deps --no-binary :all: -q -d "$WORK" "quickjs-ng==$QV" 2>/dev/null
 tar xzf "$WORK/quickjs_ng-$QV.tar.gz" -C "$WORK"
 Q="$WORK/quickjs_ng-$QV/upstream-quickjs"
-clang-16 --target=wasm32-wasi --sysroot=/usr -O2 -mexec-model=reactor \
+clang-16 --target=wasm32-wasi --sysroot=/usr -O3 -DNDEBUG -mexec-model=reactor \
   -ffile-prefix-map="$Q"=quickjs -ffile-prefix-map="$HERE"=sandbox \
   -D_GNU_SOURCE -DCONFIG_VERSION="\"${QV%.*}\"" -I"$Q" \
   -Wl,--stack-first -Wl,-z,stack-size=1048576 -Wl,--export=malloc -Wl,--export=free \

@@ -1,0 +1,159 @@
+"""The tables. Alembic migrations in `migrations/versions/` create exactly these.
+
+Times shown to API callers are `UTCDateTime`; times the store computes with (leases, timers,
+the per-instance `ts`) are integer epoch milliseconds from the `Clock` seam.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from runtime.store.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Meta(Base):
+    """Server-wide key/value facts: the generated server secret, the default org and key."""
+
+    __tablename__ = "server_meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Org(Base):
+    __tablename__ = "orgs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Key(Base):
+    """An API key. `secret` is AES-GCM ciphertext; only the server secret opens it."""
+
+    __tablename__ = "keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_keys_org", "org_id", "created_at"),)
+
+
+class Machine(Base):
+    """A named machine. `current_version_id` has no FK: versions are owned by the machine."""
+
+    __tablename__ = "machines"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(128))
+    current_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("org_id", "slug", name="uq_machines_org_slug"),)
+
+
+class MachineVersion(Base):
+    """A bundle. `provisional` until finalized; `bundle` is gzipped JS, set by the upload."""
+
+    __tablename__ = "machine_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    machine_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    client_info: Mapped[str] = mapped_column(Text, default="")
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_machine_versions_machine", "machine_id", "created_at"),)
+
+
+class Instance(Base):
+    """One machine instance: its committed state plus the lease that serializes its steps.
+
+    `ts` is the epoch-ms stamp of the current state (monotonic: max(now, previous + 1)); `seq`
+    counts committed transitions. A step may only commit while `lease_token` is its own."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    machine_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("machines.id", ondelete="RESTRICT"))
+    slug: Mapped[str] = mapped_column(String(128))
+    version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("machine_versions.id", ondelete="RESTRICT")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    state_json: Mapped[str] = mapped_column(Text)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    view: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    seq: Mapped[int] = mapped_column(Integer)
+    cut_off: Mapped[list[str]] = mapped_column(JSON)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("machine_id", "slug", name="uq_instances_machine_slug"),
+        Index("ix_instances_machine_created", "machine_id", "created_at"),
+    )
+
+
+class Transition(Base):
+    __tablename__ = "transitions"
+
+    instance_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[Any] = mapped_column(JSON)
+    state: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Timer(Base):
+    """A durable delayed event, written in the transaction of the macrostep that armed it.
+
+    One row per (instance, send_id): re-arming an id replaces the pending delivery."""
+
+    __tablename__ = "timers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    instance_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    send_id: Mapped[str] = mapped_column(String(512))
+    event: Mapped[Any] = mapped_column(JSON)
+    due_at_ms: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    claim_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        UniqueConstraint("instance_id", "send_id", name="uq_timers_instance_send"),
+        Index("ix_timers_due", "due_at_ms"),
+    )

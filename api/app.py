@@ -1,0 +1,90 @@
+"""The app factory: everything a server needs is built here, from `Settings`, never at import.
+
+app = create_app(Settings(database_url=...))            # the real runtime
+app = create_app(settings, runtime=..., clock=...)      # tests may swap the seams
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import errors
+from api.bootstrap import open_database, server_secret
+from api.middleware import BodyLimit, CollapseSlashes
+from api.routes import ROUTERS
+from api.services import Services, build_services
+from api.services.runtime_port import StepRuntime
+from api.services.versions import UPLOAD_PATH
+from api.settings import Settings
+from runtime.clock import Clock, SystemClock
+
+CORS_HEADERS = ["authorization", "content-type", "x-statebacked-org-id", "x-statebacked-act"]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: StepRuntime | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """A ready app: the schema is migrated and the services built before this returns."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    db = open_database(settings)
+    runtime = runtime or build_runtime(settings, clock)
+    services = build_services(settings, db, server_secret(settings, db), runtime, clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    app = FastAPI(title="backstate", version="0.1.0", lifespan=lifespan)
+    app.state.services = services
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    _add_middleware(app, settings)
+    return app
+
+
+def build_runtime(settings: Settings, clock: Clock) -> StepRuntime:
+    from runtime.engine import Runtime, RuntimeLimits  # heavy: compiles the wasm sandbox
+
+    limits = RuntimeLimits(
+        memory_bytes=settings.memory_bytes,
+        window_s=settings.window_s,
+        event_bytes=settings.max_event_bytes,
+    )
+    return Runtime(limits, clock=clock)
+
+
+def services_of(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+async def _health() -> dict[str, bool]:
+    return {"ok": True}
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    def limit_for(path: str) -> int:
+        if path == UPLOAD_PATH:
+            return settings.max_upload_body_bytes
+        return settings.max_body_bytes
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(CollapseSlashes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+        allow_headers=CORS_HEADERS,
+        max_age=86400,
+    )

@@ -1,0 +1,31 @@
+"""Pretty ids: `prefix_` + base64url (no padding) of the 16 UUID bytes, as State Backed shows.
+
+ver_FsrMf_baSJG53SBNSUszzw  <->  16cacc7f-f6da-4891-b9dd-204d494b33cf
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Literal
+
+Prefix = Literal["org", "ver", "sbk", "usr"]
+
+
+def encode(prefix: Prefix, value: uuid.UUID) -> str:
+    return f"{prefix}_" + base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def decode(prefix: Prefix, pretty: str) -> uuid.UUID | None:
+    """The UUID behind `pretty`, or None if it is not a well-formed id with this prefix."""
+    head, sep, body = pretty.partition("_")
+    if not sep or head != prefix or len(body) != 22:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(body + "==")
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != 16 or encode(prefix, uuid.UUID(bytes=raw)) != pretty:
+        return None
+    return uuid.UUID(bytes=raw)

@@ -1,0 +1,84 @@
+"""Pure ASGI middleware: path clean-up and request body limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import PAYLOAD_TOO_LARGE, error_response
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class CollapseSlashes:
+    """Serve `//machines` as `/machines`: clients append paths to `apiHost` verbatim, and an
+    `apiHost` with a trailing slash is an easy mistake."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
+            scope = dict(scope, path=_SLASHES.sub("/", scope["path"]))
+        await self.app(scope, receive, send)
+
+
+class BodyLimit:
+    """Read the whole request body up front (the API's bodies are small) and answer 413 when
+    it is larger than `limit_for(path)`, before any route sees it."""
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]):
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(limit, scope, receive, send)
+            return
+        body = await _read_body(receive, limit)
+        if body is None:
+            await _too_large(limit, scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+    message = f"request body is larger than the limit of {limit} bytes"
+    await error_response(413, message, PAYLOAD_TOO_LARGE, "body")(scope, receive, send)

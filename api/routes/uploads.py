@@ -1,0 +1,33 @@
+"""The code upload endpoint behind `codeUploadUrl` (S3 presigned-POST style: no bearer
+token; the signed `token` form field authorizes the upload)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from api.deps import ServicesDep
+from api.services.versions import UPLOAD_PATH
+from runtime.errors import InvalidRequestError
+
+router = APIRouter(tags=["machine versions"])
+
+
+@router.post(UPLOAD_PATH, status_code=204, response_class=Response)
+async def upload_code(request: Request, services: ServicesDep) -> Response:
+    """Step 2 of 3: receive the code (multipart `file`, plain or gzip)."""
+    try:
+        form = await request.form(max_files=1, max_fields=50)
+    except (MultiPartException, AssertionError, KeyError) as exc:
+        raise InvalidRequestError("expected a multipart form", parameter="file") from exc
+    token, upload = form.get("token"), form.get("file")
+    if not isinstance(token, str):
+        raise InvalidRequestError("the form has no upload token", parameter="token")
+    if not isinstance(upload, UploadFile):
+        raise InvalidRequestError("the form has no file", parameter="file")
+    content = await upload.read()
+    gzipped = form.get("content-encoding") == "gzip"
+    await run_in_threadpool(services.versions.upload, token, content, gzipped=gzipped)
+    return Response(status_code=204)

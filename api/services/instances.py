@@ -1,0 +1,276 @@
+"""Machine instances: create, read, send events, and the administrative operations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from api import ids
+from api.auth import Principal
+from api.crypto import hmac_sha256_b64url
+from api.errors import PAYLOAD_TOO_LARGE
+from api.services.bundles import Bundles
+from api.services.locks import InstanceLocks
+from api.services.runtime_port import StepRuntime
+from api.services.stepping import Stepper, Tracker
+from runtime.clock import Clock
+from runtime.errors import ConflictError, InvalidRequestError, NotFoundError
+from runtime.results import Macrostep, StepResult
+from runtime.store import Database
+from runtime.store import instances as instance_store
+from runtime.store import machines as machine_store
+from runtime.store import versions as version_store
+from runtime.store.clock import to_datetime
+from runtime.store.models import Instance, Machine, MachineVersion, Transition
+
+
+@dataclass(frozen=True)
+class Located:
+    """An instance row with the machine it belongs to (both detached snapshots)."""
+
+    machine: Machine
+    instance: Instance
+
+    @property
+    def lock_key(self) -> str:
+        return lock_key(self.machine, self.instance.slug)
+
+
+def lock_key(machine: Machine, slug: str) -> str:
+    return f"{machine.id}/{slug}"
+
+
+class InstanceService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        runtime: StepRuntime,
+        *,
+        stepper: Stepper,
+        bundles: Bundles,
+        max_event_bytes: int,
+        page_size: int,
+    ):
+        self._db = db
+        self._clock = clock
+        self._runtime = runtime
+        self._stepper = stepper
+        self._bundles = bundles
+        self._locks = InstanceLocks()
+        self._max_event_bytes = max_event_bytes
+        self._page_size = page_size
+
+    # --- stepping -----------------------------------------------------------------------
+
+    async def create(
+        self,
+        principal: Principal,
+        machine_name: str,
+        slug: str,
+        context: dict[str, Any] | None,
+        version_id: str | None,
+    ) -> dict[str, Any]:
+        """Create and start an instance (allowWrite `initialization`); its settled State."""
+        machine, version = await self._stepper.db(
+            self._creation_target, principal.org_id, machine_name, slug, version_id
+        )
+        async with self._locks.hold(lock_key(machine, slug)), self._stepper.new_lease() as lease:
+            tracker = Tracker(seq=0, ts=0)
+
+            def first(step: Macrostep, ts: int) -> instance_store.Committed:
+                with self._db.transaction() as session:
+                    return instance_store.insert_first(
+                        session,
+                        lease=lease,
+                        owner=self._stepper.owner,
+                        lease_expires_at=self._stepper.lease_expiry(),
+                        machine_id=machine.id,
+                        slug=slug,
+                        version_id=version.id,
+                        step=step,
+                        ts=ts,
+                        now=to_datetime(ts),
+                    )
+
+            def step() -> StepResult:
+                return self._runtime.create(
+                    self._bundles.get(version.id),
+                    instance_name=slug,
+                    context=context,
+                    auth_context=principal.auth_context,
+                    on_commit=self._stepper.commit_hook(lease, tracker, first),
+                )
+
+            result = await self._guarded(tracker, step)
+            if result.cut_off:
+                await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
+            return tracker.wire()
+
+    async def send(
+        self, principal: Principal, machine_name: str, slug: str, event: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Deliver one event (allowWrite `event`) and settle; the resulting State."""
+        self._check_event_size(event)
+        located = await self._stepper.db(self._locate, principal.org_id, machine_name, slug)
+        _ensure_running(located.instance)
+        async with (
+            self._locks.hold(located.lock_key),
+            self._stepper.leased(located.instance.id) as lease,
+        ):
+            current = await self._stepper.db(self._reload, located.instance.id)
+            _ensure_running(current)
+            tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+
+            def step() -> StepResult:
+                return self._runtime.send(
+                    self._bundles.get(current.version_id),
+                    instance_name=slug,
+                    state_json=current.state_json,
+                    event=event,
+                    auth_context=principal.auth_context,
+                    on_commit=self._stepper.commit_hook(lease, tracker),
+                    cut_off=list(current.cut_off),
+                    trusted=False,
+                )
+
+            result = await self._guarded(tracker, step)
+            stored_cut_off = [] if tracker.committed else list(current.cut_off)
+            if result.cut_off != stored_cut_off:
+                await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
+            return tracker.wire()
+
+    async def read(self, principal: Principal, machine_name: str, slug: str) -> dict[str, Any]:
+        """The instance's State, if its `allowRead` lets this caller see it."""
+        located = await self._stepper.db(self._locate, principal.org_id, machine_name, slug)
+        instance = located.instance
+
+        def authorize() -> None:
+            self._runtime.read(
+                self._bundles.get(instance.version_id),
+                instance_name=slug,
+                state_json=instance.state_json,
+                auth_context=principal.auth_context,
+            )
+
+        await self._stepper.run_step(authorize)
+        return {"ts": instance.ts, **instance.view}
+
+    async def _guarded(self, tracker: Tracker, step: Any) -> StepResult:
+        """Run a step; if our commit hook failed, report its error rather than the runtime's
+        wrapping of it."""
+        try:
+            result: StepResult = await self._stepper.run_step(step)
+        except Exception as exc:
+            if tracker.error is not None and tracker.error is not exc:
+                raise tracker.error from exc
+            raise
+        if tracker.view is None:  # nothing committed (cannot happen for a create)
+            raise ConflictError("the step committed no state", code="invalid-state")
+        return result
+
+    def _check_event_size(self, event: dict[str, Any]) -> None:
+        size = len(json.dumps(event, separators=(",", ":")).encode())
+        if size > self._max_event_bytes:
+            raise InvalidRequestError(
+                f"event is {size} bytes; the limit is {self._max_event_bytes}",
+                parameter="event",
+                code=PAYLOAD_TOO_LARGE,
+            )
+
+    # --- lookups (blocking) ---------------------------------------------------------------
+
+    def _creation_target(
+        self, org_id: uuid.UUID, machine_name: str, slug: str, pretty_version: str | None
+    ) -> tuple[Machine, MachineVersion]:
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, org_id, machine_name)
+            if instance_store.exists(session, machine, slug):
+                raise ConflictError(f"instance {slug!r} already exists", code="already-exists")
+            if pretty_version is not None:
+                version_id = ids.decode("ver", pretty_version)
+                if version_id is None:
+                    raise NotFoundError("machine version not found", parameter="machineVersionId")
+            elif machine.current_version_id is None:
+                raise InvalidRequestError(
+                    f"machine {machine_name!r} has no current version; pass machineVersionId",
+                    parameter="machineVersionId",
+                )
+            else:
+                version_id = machine.current_version_id
+            return machine, version_store.get_final(session, machine, version_id)
+
+    def _locate(self, org_id: uuid.UUID, machine_name: str, slug: str) -> Located:
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, org_id, machine_name)
+            return Located(machine, instance_store.get(session, machine, slug))
+
+    def _reload(self, instance_id: uuid.UUID) -> Instance:
+        with self._db.transaction() as session:
+            instance = instance_store.find(session, instance_id)
+            if instance is None:
+                raise NotFoundError("instance not found", parameter="instanceName")
+            return instance
+
+    # --- administration (blocking) --------------------------------------------------------
+
+    def admin_state(
+        self, principal: Principal, machine_name: str, slug: str
+    ) -> tuple[Instance, MachineVersion]:
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, principal.org_id, machine_name)
+            instance = instance_store.get(session, machine, slug)
+            return instance, version_store.get(session, instance.version_id)
+
+    def list_page(
+        self, principal: Principal, machine_name: str, cursor: str | None
+    ) -> tuple[list[tuple[Instance, MachineVersion]], str | None]:
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, principal.org_id, machine_name)
+            rows, next_cursor = instance_store.list_page(
+                session, machine, cursor=cursor, limit=self._page_size
+            )
+            versions = version_store.find_many(session, {row.version_id for row in rows})
+            return [(row, versions[row.version_id]) for row in rows], next_cursor
+
+    def transitions(
+        self, principal: Principal, machine_name: str, slug: str, cursor: str | None
+    ) -> tuple[list[Transition], str | None]:
+        after = _seq_cursor(cursor)
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, principal.org_id, machine_name)
+            instance = instance_store.get(session, machine, slug)
+            rows, last = instance_store.transitions_page(
+                session, instance, after_seq=after, limit=self._page_size
+            )
+            return rows, None if last is None else str(last)
+
+    def set_status(self, principal: Principal, machine_name: str, slug: str, status: str) -> None:
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, principal.org_id, machine_name)
+            instance_store.set_status(session, machine, slug, status)
+
+    def delete(self, principal: Principal, machine_name: str, slug: str, confirmation: str) -> None:
+        if confirmation != hmac_sha256_b64url(machine_name, slug):
+            raise InvalidRequestError(
+                "confirmation HMAC does not match the instance name",
+                parameter="hmacSha256OfMachineInstanceNameWithMachineNameKey",
+            )
+        with self._db.transaction() as session:
+            machine = machine_store.get(session, principal.org_id, machine_name)
+            instance_store.delete_one(session, machine, slug)
+
+
+def _ensure_running(instance: Instance) -> None:
+    if instance.status != instance_store.RUNNING:
+        raise ConflictError(f"instance {instance.slug!r} is paused", code="invalid-state")
+
+
+def _seq_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    if not cursor.isdigit():
+        raise InvalidRequestError("cursor is not valid", parameter="cursor")
+    return int(cursor)

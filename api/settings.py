@@ -1,0 +1,45 @@
+"""The server's settings: one object, read from `BACKSTATE_*` variables by the CLI or a test,
+then passed down. Nothing reads the environment at import time."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATEBACKED_AUDIENCE = "https://api.statebacked.dev/"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BACKSTATE_", extra="ignore")
+
+    database_url: str = "sqlite:///./backstate.db"
+    # Signs upload tokens and signed ids, and (through HKDF) encrypts key secrets at rest.
+    # Unset: a random one is generated on first start and kept in the database (`server_meta`),
+    # which is convenient but means a copy of the database alone can open the key secrets.
+    secret: SecretStr | None = None
+    # Absolute URL clients reach this server at (used for `codeUploadUrl`). Unset: derived from
+    # each request's own base URL.
+    public_url: str | None = None
+    billing_url: str = "https://github.com/backstate/backstate"
+
+    max_body_bytes: int = 1_000_000
+    max_upload_body_bytes: int = 10_500_000
+    max_bundle_gzip_bytes: int = 1_000_000
+    max_bundle_bytes: int = 10_000_000
+    max_event_bytes: int = 400_000
+    upload_token_ttl_s: int = 3600
+
+    token_leeway_s: int = 10
+    accepted_audiences: list[str] = [STATEBACKED_AUDIENCE]
+
+    # Runtime limits, handed to `runtime.engine.RuntimeLimits`.
+    window_s: float = 90.0
+    memory_bytes: int = 128 * 1024 * 1024
+    step_threads: int = 64
+
+    # Per-instance serialization across processes (see runtime/store/leases.py).
+    lease_ttl_s: float = 30.0
+    lease_wait_s: float = 150.0
+
+    page_size: int = 100
+    db_pool_size: int = 10

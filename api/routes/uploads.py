@@ -19,15 +19,15 @@ router = APIRouter(tags=["machine versions"])
 async def upload_code(request: Request, services: ServicesDep) -> Response:
     """Step 2 of 3: receive the code (multipart `file`, plain or gzip)."""
     try:
-        form = await request.form(max_files=1, max_fields=50)
+        async with request.form(max_files=1, max_fields=50) as form:
+            token, upload = form.get("token"), form.get("file")
+            if not isinstance(token, str):
+                raise InvalidRequestError("the form has no upload token", parameter="token")
+            if not isinstance(upload, UploadFile):
+                raise InvalidRequestError("the form has no file", parameter="file")
+            content = await upload.read()
+            gzipped = form.get("content-encoding") == "gzip"
     except (MultiPartException, AssertionError, KeyError) as exc:
         raise InvalidRequestError("expected a multipart form", parameter="file") from exc
-    token, upload = form.get("token"), form.get("file")
-    if not isinstance(token, str):
-        raise InvalidRequestError("the form has no upload token", parameter="token")
-    if not isinstance(upload, UploadFile):
-        raise InvalidRequestError("the form has no file", parameter="file")
-    content = await upload.read()
-    gzipped = form.get("content-encoding") == "gzip"
     await run_in_threadpool(services.versions.upload, token, content, gzipped=gzipped)
     return Response(status_code=204)

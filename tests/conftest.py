@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -60,7 +61,7 @@ class Server:
         services: Services = self.app.state.services
         return services
 
-    def client(self, **kw: str) -> Api:
+    def client(self, **kw: Any) -> Api:
         return Api.for_key(self.url, self.admin.key_id, self.admin.secret, **kw)
 
 

@@ -8,7 +8,7 @@
 // fetch until the macrostep that issued it is committed, so "effects after commit" holds at the
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
-import { State, interpret } from "npm:xstate";
+import { State, interpret, spawn } from "npm:xstate";
 
 const machine = bundle.default;
 
@@ -22,6 +22,25 @@ function fail(code, message) {
   throw err;
 }
 
+// ---- @statebacked/machine hooks -------------------------------------------------------------
+// spawnEphemeralInstance() calls __statebacked_rt.spawn(entity, nameOrOptions); it must spawn
+// with the runtime's xstate so the child joins the running interpreter even when the bundle
+// inlined its own copy. spawnPersistentInstance() passes a descriptor ({machineName, ...}):
+// persistent children are separate instances, which this version does not create yet, so it
+// fails loudly rather than returning a ref that could never receive events. 0.6.0 spells the
+// global __statebaked_rt; both names are defined.
+const statebackedRuntime = Object.freeze({
+  spawn(entity, nameOrOptions) {
+    if (entity && typeof entity === "object" && typeof entity.machineName === "string") {
+      throw new Error("persistent child instances (spawnPersistentInstance) are not supported by this backstate server yet");
+    }
+    return spawn(entity, nameOrOptions);
+  },
+});
+for (const name of ["__statebacked_rt", "__statebaked_rt"]) {
+  Object.defineProperty(globalThis, name, { value: statebackedRuntime, enumerable: false });
+}
+
 // ---- authorizers ---------------------------------------------------------------------------
 
 function authorize(fn, name, request) {
@@ -30,7 +49,7 @@ function authorize(fn, name, request) {
   try {
     verdict = fn(request);
   } catch (err) {
-    fail("authorizer-error", `${name} threw: ${describe(err)}`);
+    fail("authorizer-error", `${name} threw ${describe(err)}`);
   }
   if (verdict && typeof verdict.then === "function") {
     fail("authorizer-error", `${name} must return a boolean synchronously, not a Promise`);
@@ -127,7 +146,7 @@ function machineFor(initial) {
 }
 
 function record(state, r) {
-  checkJson(state.context, "");
+  if (state.context !== undefined) checkJson(state.context, "");
   const step = {
     event: state._event ? state._event.data : state.event,
     state: JSON.stringify(persistable(state)),
@@ -220,23 +239,6 @@ const ops = {
     run.stopping = true;
     try { run.service.stop(); } catch (err) { /* exit actions of a dying VM: nothing to report */ }
     return { cutOff };
-  },
-
-  // Run once before the version's snapshot is taken. xstate fills StateNode caches lazily
-  // (transitions, candidates, initial values); filling them here puts them in the snapshot,
-  // so no event pays for them again. Only pure calls: machine.transition runs guards and
-  // assigns but no action. Failures are ignored: this is an optimisation only.
-  warm() {
-    try {
-      let state = machine.initialState;
-      for (const type of machine.events) {
-        if (INTERNAL_EVENT.test(type) || type === "") continue;
-        try { state = machine.transition(state, { type }); } catch (err) { /* guard needs real data */ }
-      }
-      JSON.stringify(persistable(state));
-    } catch (err) { /* an initial state that cannot be computed without a context */ }
-    __bs.takeLogs();
-    return {};
   },
 
   inspect() {

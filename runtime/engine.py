@@ -123,7 +123,6 @@ class Runtime:
         except MachineError as exc:
             raise _bundle_error(exc) from exc
         _check_shape(shape)
-        _call(vm, {"op": "warm"})
         return vm.snapshot()
 
     # -- steps ----------------------------------------------------------------------------

@@ -23,7 +23,8 @@ from typing import Any
 
 from runtime.clock import Clock
 from runtime.errors import BackstateError, BundleError, ContextError, InvalidRequestError
-from runtime.errors import MachineError, RejectedByAuthorizerError
+from runtime.errors import MachineError, MemoryLimitError, RejectedByAuthorizerError
+from runtime.errors import StackOverflowError
 from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
@@ -47,7 +48,7 @@ class Step:
     def call(self, args: dict[str, Any]) -> Reply:
         """One op in the VM, bounded by the slice limit and what is left of the window."""
         if "seed" not in args and args.get("op") in ("create", "send", "read"):
-            args = {**args, "now": self.clock.now_ms(), "seed": secrets.token_hex(16)}
+            args = {**args, "now": self.clock.now_ms(), "seed": secrets.token_hex(32)}
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
         reply: dict[str, Any] = json.loads(self.vm.call(json.dumps(args)))
         if "error" in reply:
@@ -63,13 +64,18 @@ class Step:
     def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
         try:
             self._check_event_size(args)
-            reply = self._advance(args)
+            self.call(args)
+            reply = self._poll()
             while True:
                 self._commit(reply, on_commit)
                 self._release_fetches(reply)
+                if self._run_jobs():
+                    reply = self._poll()     # commit what the jobs did before anything else
+                    continue
                 if self._finished(reply):
                     break
-                reply = self._wait_and_advance(reply)
+                self._wait_and_deliver(reply)
+                reply = self._poll()
         except BackstateError as exc:
             if not self.committed or not isinstance(exc, MachineError):
                 self._cancel_fetches()
@@ -77,11 +83,12 @@ class Step:
             return self._end_early(exc)
         return StepResult(self.committed, self._cut_off(), self.logs)
 
-    def _advance(self, args: dict[str, Any]) -> Reply:
-        self.call(args)
+    def _poll(self) -> Reply:
+        return self.call({"op": "poll"})
+
+    def _run_jobs(self) -> int:
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        self.vm.run_jobs()
-        return self.call({"op": "poll", "now": self.clock.now_ms()})
+        return self.vm.run_jobs()
 
     def _commit(self, reply: Reply, on_commit: CommitHook) -> None:
         self.running = reply["running"]
@@ -136,7 +143,7 @@ class Step:
             return True    # nothing in the VM can ever happen again: the window would only idle
         return self.remaining() <= 0
 
-    def _wait_and_advance(self, reply: Reply) -> Reply:
+    def _wait_and_deliver(self, reply: Reply) -> None:
         timeout = self.remaining()
         due = reply["nextTimerDue"]
         if due is not None:
@@ -144,11 +151,7 @@ class Step:
         done = self.clock.wait(list(self.inflight), timeout)
         for future in done:
             self._deliver(future, self.inflight.pop(future))
-        self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        self.vm.run_jobs()
         self.call({"op": "fireTimers", "now": self.clock.now_ms()})
-        self.vm.run_jobs()
-        return self.call({"op": "poll"})
 
     def _deliver(self, future: cf.Future[dict[str, Any]], fid: int) -> None:
         try:
@@ -211,4 +214,8 @@ def _error_from_js(info: dict[str, Any]) -> BackstateError:
         return ContextError(message)
     if code == "invalid-bundle":
         return BundleError(message)
+    if "InternalError: out of memory" in message:
+        return MemoryLimitError(f"the machine ran out of memory: {message}")
+    if "InternalError: stack overflow" in message:
+        return StackOverflowError(f"the machine exhausted its call stack: {message}")
     return MachineError(message, code=code if code != "machine-error" else None)

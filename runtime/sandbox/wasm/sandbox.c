@@ -100,12 +100,25 @@ int sb_init(int max_stack, int *scratch_area) {
     return 0;
 }
 
+/* Evaluating a module yields a promise (modules may use top-level await), and an exception
+ * thrown by the module's body rejects it instead of being thrown: run the jobs and turn a
+ * rejection back into an exception, so a broken bundle is reported where it is loaded. */
+static JSValue settle_module(JSValue promise) {
+    JSContext *c;
+    while (JS_ExecutePendingJob(rt, &c) > 0) {}
+    if (JS_PromiseState(ctx, promise) != JS_PROMISE_REJECTED) return promise;
+    JSValue reason = JS_PromiseResult(ctx, promise);
+    JS_FreeValue(ctx, promise);
+    return JS_Throw(ctx, reason);
+}
+
 /* flags: 0 script, 1 module (evaluated), 1|32 module compiled only (registered by name) */
 __attribute__((export_name("sb_eval")))
 char *sb_eval(const char *code, int len, const char *filename, int flags) {
     JS_UpdateStackTop(rt);
     JSValue v = JS_Eval(ctx, code, (size_t)len, filename, flags);
     if ((flags & JS_EVAL_FLAG_COMPILE_ONLY) && !JS_IsException(v)) { JS_FreeValue(ctx, v); v = JS_UNDEFINED; }
+    else if ((flags & JS_EVAL_TYPE_MODULE) && !JS_IsException(v)) v = settle_module(v);
     return finish(v);
 }
 

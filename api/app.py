@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import errors
 from api.bootstrap import open_database, server_secret
-from api.middleware import BodyLimit, CollapseSlashes
+from api.middleware import BodyLimit, CatchAll, CollapseSlashes
 from api.routes import ROUTERS
 from api.services import Services, build_services
 from api.services.runtime_port import StepRuntime
@@ -79,6 +79,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             return settings.max_upload_body_bytes
         return settings.max_body_bytes
 
+    app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(CollapseSlashes)
     app.add_middleware(

@@ -73,7 +73,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(BackstateError, _on_backstate_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _on_http_exception)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _on_unexpected)
+    # Anything else is answered by `api.middleware.CatchAll`.
 
 
 async def _on_backstate_error(_request: Request, exc: BackstateError) -> JSONResponse:
@@ -97,8 +97,3 @@ async def _on_validation_error(_request: Request, exc: RequestValidationError) -
 async def _on_http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http-error")
     return error_response(exc.status_code, str(exc.detail), code)
-
-
-async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-    log.error("unexpected error", exc_info=exc)
-    return error_response(500, "internal server error", "internal-error")

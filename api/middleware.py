@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: path clean-up and request body limits."""
+"""Pure ASGI middleware: path clean-up, request body limits, the last-resort 500."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 
@@ -10,6 +11,37 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.errors import PAYLOAD_TOO_LARGE, error_response
 
 _SLASHES = re.compile(r"/{2,}")
+log = logging.getLogger("backstate.api")
+
+
+class CatchAll:
+    """Answer an unexpected exception with a plain JSON 500 (details go to the log only).
+
+    Starlette's own 500 handler re-raises after answering, and uvicorn then drops the
+    connection; this ends the request cleanly instead."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            response = error_response(500, "internal server error", "internal-error")
+            await response(scope, receive, send)
 
 
 class CollapseSlashes:

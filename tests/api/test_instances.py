@@ -141,8 +141,13 @@ def test_transitions_are_listed_oldest_first(server: Server, api: Api) -> None:
         if "cursor" not in page:
             break
         page = api.ok("GET", "/machines/toggler/i/t/events", params={"cursor": page["cursor"]})
-    assert seen == [("xstate.init", "off"), ("toggle", "on"), ("toggle", "off"),
-                    ("toggle", "on"), ("toggle", "off")]
+    assert seen == [
+        ("xstate.init", "off"),
+        ("toggle", "on"),
+        ("toggle", "off"),
+        ("toggle", "on"),
+        ("toggle", "off"),
+    ]
     assert_error(api.request("GET", "/machines/toggler/i/t/events?cursor=x"), 400)
 
 
@@ -164,8 +169,10 @@ def test_delete_instance(api: Api) -> None:
     api.create_machine("timer", TIMER)
     api.create_instance("timer", "t")
     api.send("timer", "t", "start")
-    wrong = {"dangerDataWillBeDeletedForever": True,
-             "hmacSha256OfMachineInstanceNameWithMachineNameKey": "nope"}
+    wrong = {
+        "dangerDataWillBeDeletedForever": True,
+        "hmacSha256OfMachineInstanceNameWithMachineNameKey": "nope",
+    }
     assert_error(api.request("DELETE", "/machines/timer/i/t", wrong), 400)
     response = api.delete_instance("timer", "t")
     assert response.status_code == 204 and response.content == b""
@@ -179,7 +186,12 @@ def test_delete_instance(api: Api) -> None:
 
 def test_missing_instances_are_404(api: Api) -> None:
     api.create_machine("toggler", TOGGLER)
-    for path in ["/machines/toggler/i/x", "/machines/toggler/i/x/admin",
-                 "/machines/toggler/i/x/events", "/machines/nope/i/x", "/machines/nope/i"]:
+    for path in [
+        "/machines/toggler/i/x",
+        "/machines/toggler/i/x/admin",
+        "/machines/toggler/i/x/events",
+        "/machines/nope/i/x",
+        "/machines/nope/i",
+    ]:
         assert_error(api.request("GET", path), 404)
     assert_error(api.request("PUT", "/machines/toggler/i/x/status", {"status": "paused"}), 404)

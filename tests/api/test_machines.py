@@ -65,7 +65,10 @@ def test_pagination_walks_every_machine_once(server: Server, api: Api) -> None:
 
 def test_delete_needs_the_right_hmac(api: Api) -> None:
     api.ok("POST", "/machines", {"slug": "m"})
-    wrong = {"dangerDataWillBeDeletedForever": True, "hmacSha256OfMachineNameWithMachineNameKey": "x"}
+    wrong = {
+        "dangerDataWillBeDeletedForever": True,
+        "hmacSha256OfMachineNameWithMachineNameKey": "x",
+    }
     body = assert_error(api.request("DELETE", "/machines/m", wrong), 400)
     assert body["parameter"] == "hmacSha256OfMachineNameWithMachineNameKey"
     not_sure = {**wrong, "dangerDataWillBeDeletedForever": False}

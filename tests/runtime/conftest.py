@@ -53,6 +53,7 @@ def http_server() -> Iterator[Recorder]:
     rec = Recorder()
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             rec.requests.append({"method": self.command, "path": self.path,

@@ -1,7 +1,6 @@
 // Delayed send with an explicit id, cancel by id, re-arming an id in one macrostep (cancel then
-// send), send then cancel in one macrostep, a delay computed from the event, a delayed send
-// whose id defaults to its event type, a delayed raise with an id, and payloads carried by
-// delayed events.
+// send), a delay computed from the event, a delayed send whose id defaults to its event type, a
+// delayed raise with an id, and payloads carried by delayed events.
 import { createMachine, assign, actions, send } from "xstate";
 
 const { cancel, raise } = actions;
@@ -35,7 +34,6 @@ export default createMachine({
         NUDGED: { actions: assign({ nudges: (ctx) => ctx.nudges + 1 }) },
         TICK_LATER: { actions: raise("TICK", { delay: 250, id: "tick" }) },
         TICK: { actions: assign({ ticks: (ctx) => ctx.ticks + 1 }) },
-        FLICKER: { actions: [send("FLICKERED", { delay: 50, id: "flicker" }), cancel("flicker")] },
       },
     },
   },
@@ -52,7 +50,6 @@ export const script = [
   { send: { type: "SNOOZE", minutes: 5 } },
   { send: "NUDGE" },
   { send: "TICK_LATER" },
-  { send: "FLICKER" }, // armed and cancelled in the same macrostep: nothing pending
   { fire: "NUDGED" },
   { fire: "tick" },
   { fire: "remind" },

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench wasm clean
+.PHONY: setup run test test-fast lint bench wasm wasm-check clean
 
 $(STAMP): pyproject.toml js_shims/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,7 +34,11 @@ bench: setup
 	$(PY) bench/timers.py
 
 wasm:               ## rebuild runtime/sandbox/wasm/sandbox.wasm (needs clang-16, see build.sh)
-	PATH=$(VENV)/bin:$$PATH runtime/sandbox/wasm/build.sh
+	PATH=$(abspath $(VENV))/bin:$$PATH runtime/sandbox/wasm/build.sh
+
+wasm-check:         ## fail unless build.sh reproduces the committed sandbox.wasm byte for byte
+	PATH=$(abspath $(VENV))/bin:$$PATH runtime/sandbox/wasm/build.sh /tmp/backstate-sandbox-check.wasm
+	cmp runtime/sandbox/wasm/sandbox.wasm /tmp/backstate-sandbox-check.wasm
 
 clean:
 	rm -rf $(VENV) js_shims/node_modules tests/compat/node_modules

@@ -116,15 +116,25 @@ function startRun(initial, isCreate) {
   const service = interpret(machineFor(initial), { deferEvents: true });
   const r = { service, macrosteps: [], timers: [], cancels: [], error: null, started: false, stopping: false };
   // Delayed sends to self become durable timer rows; other delayed sends stay in-window.
+  // Within one macrostep the host applies cancels before arms, so an arm-then-cancel pair must
+  // not reach it as both (the cancelled event would still fire); a cancel-then-arm (snooze)
+  // must. A send whose id is already armed replaces it: the earlier one never fires.
   service.defer = (action) => {
     const to = action.to;
     if (to === undefined || to === "#_internal") {
-      r.timers.push({ id: String(action.id), event: action._event.data, delay: Number(action.delay) || 0 });
+      const id = String(action.id);
+      r.timers = r.timers.filter((t) => t.id !== id);
+      r.timers.push({ id, event: action._event.data, delay: Number(action.delay) || 0 });
     } else {
       setTimeout(() => service.sendTo(action._event, to), action.delay);
     }
   };
-  service.cancel = (sendId) => { if (!r.stopping) r.cancels.push(String(sendId)); };
+  service.cancel = (sendId) => {
+    if (r.stopping) return;
+    const id = String(sendId);
+    r.timers = r.timers.filter((t) => t.id !== id);
+    r.cancels.push(id);
+  };
   const send = service.send;
   service.send = (event, payload) => {
     try {
@@ -154,7 +164,13 @@ function record(state, r) {
     timers: r.timers.splice(0),
     cancels: r.cancels.splice(0),
     logs: __bs.takeLogs(),
+    clearTimers: false,
   };
+  if (state.done) {
+    // A machine in its top-level final state stops, and XState drops its delayed events.
+    step.timers = [];
+    step.clearTimers = true;
+  }
   return step;
 }
 

@@ -54,7 +54,8 @@ class Macrostep:
     `state_json` is the persisted state (XState's `State.toJSON()` with actions stripped, so a
     restore never re-runs effects); `timers` and `cancels` are the durable-timer changes that
     must commit in the same transaction; `logs` is the console output produced while computing
-    this macrostep."""
+    this macrostep. Apply them in this order: `clear_timers`, then `cancels`, then `timers`
+    (a timer whose send id is already pending replaces it)."""
 
     event: dict[str, Any]
     state_json: str
@@ -63,6 +64,7 @@ class Macrostep:
     timers: list[Timer] = field(default_factory=list)
     cancels: list[str] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
+    clear_timers: bool = False   # the machine reached its final state: drop all its timers
 
     @property
     def state(self) -> dict[str, Any]:
@@ -84,7 +86,15 @@ class StepResult:
     error: str | None = None   # set when a failure ended the step after something committed
 
     @property
+    def ignored(self) -> bool:
+        """True when the machine took no transition at all (e.g. an event delivered to an
+        instance already in its final state): nothing to commit, the state is unchanged."""
+        return not self.macrosteps
+
+    @property
     def final(self) -> Macrostep:
+        if not self.macrosteps:
+            raise LookupError("the step produced no macrostep (see StepResult.ignored)")
         return self.macrosteps[-1]
 
 

@@ -30,6 +30,7 @@ from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
 
 Reply = dict[str, Any]
+OOM_MARGIN = 1 << 20   # a VM this close to its cap that reports an error ran out of memory
 
 
 class Step:
@@ -53,9 +54,17 @@ class Step:
         reply: dict[str, Any] = json.loads(self.vm.call(json.dumps(args)))
         if "error" in reply:
             self._collect_logs(reply["error"].get("logs", []))
-            raise _error_from_js(reply["error"])
+            raise self._classify(_error_from_js(reply["error"]))
         ok: Reply = reply["ok"]
         return ok
+
+    def _classify(self, error: BackstateError) -> BackstateError:
+        """Out of memory, QuickJS may not manage to allocate the error object and throws null
+        instead: trust the VM's memory, not the message."""
+        if type(error) is MachineError and self.vm.linear_memory() + OOM_MARGIN >= self.vm.memory_limit:
+            return MemoryLimitError("the machine ran out of memory (the VM's "
+                                    f"{self.vm.memory_limit >> 20} MB limit)")
+        return error
 
     def remaining(self) -> float:
         return self.deadline - self.clock.monotonic()
@@ -102,7 +111,7 @@ class Step:
             self.committed.append(step)
         self._collect_logs(reply["logs"])
         if "error" in reply:
-            raise _error_from_js(reply["error"])
+            raise self._classify(_error_from_js(reply["error"]))
 
     def _macrostep(self, raw: dict[str, Any]) -> Macrostep:
         state_json: str = raw["state"]
@@ -125,6 +134,7 @@ class Step:
                     for t in raw["timers"]],
             cancels=list(raw["cancels"]),
             logs=logs,
+            clear_timers=bool(raw.get("clearTimers")),
         )
 
     def _release_fetches(self, reply: Reply) -> None:

@@ -32,19 +32,7 @@ COMPARED_FIELDS = ("value", "context", "tags", "done", "toStrings", "changed", "
 
 # Where backstate is known to differ from xstate. Each stays an expected failure (strict: the day
 # it passes, the marker must go) so the difference is tracked, not hidden.
-KNOWN_DISCREPANCIES = {
-    "cancel_same_macrostep": (
-        "a macrostep that arms a delayed send and then cancels it reports the id in both "
-        "`timers` and `cancels`, indistinguishable from cancel-then-arm (delayed_send's SNOOZE); "
-        "the timer table keeps it and the cancelled event fires. js_shims/harness.js's cancel "
-        "should drop same-id timers armed earlier in the macrostep."
-    ),
-    "done_clears_timers": (
-        "reaching a top-level final state stops xstate's interpreter, which drops every pending "
-        "delayed send; backstate emits no cancels, so the timer row stays and fires later into "
-        "a done instance (a step with no macrosteps)."
-    ),
-}
+KNOWN_DISCREPANCIES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +87,8 @@ class Replay:
             result = self.deliver(timer.event, trusted=True)
         else:
             raise ValueError(f"unknown script step {step!r}")
-        self.state_json = result.final.state_json
+        if not result.ignored:   # an event into a finished machine changes nothing
+            self.state_json = result.final.state_json
         self.cut_off = result.cut_off
         for macrostep in result.macrosteps:
             self.update_timers(macrostep)
@@ -121,6 +110,8 @@ class Replay:
     def update_timers(self, macrostep: Macrostep) -> None:
         # Cancels before arms: re-entering a state cancels its `after` timer on exit and arms the
         # same send id on entry, within one macrostep, and the timer must survive that.
+        if macrostep.clear_timers:
+            self.timers.clear()
         for send_id in macrostep.cancels:
             self.timers.pop(send_id, None)
         for timer in macrostep.timers:

@@ -8,7 +8,7 @@ import pytest
 
 from runtime.engine import Runtime
 from runtime.errors import BundleError, MachineError, MemoryLimitError, RejectedByAuthorizerError
-from runtime.errors import StackOverflowError, TimeLimitError
+from runtime.errors import SandboxError, StackOverflowError, TimeLimitError
 from tests.runtime.conftest import bundle
 
 HEALTHY = bundle("""{ id: "ok", predictableActionArguments: true, initial: "a",
@@ -46,10 +46,15 @@ def host_keeps_working(tight_runtime: Runtime):
      TimeLimitError, "time limit"),
     ("loop in a guard", on_go(cond="() => { while (true) {} }"), TimeLimitError, "time limit"),
     ("ReDoS", on_go(action="() => /(a+)+$/.test('a'.repeat(40) + 'b')"), TimeLimitError, "time limit"),
-    ("array memory bomb", on_go(action="() => { const a = []; for (;;) a.push(new Array(1e5).fill(7)); }"),
+    ("buffer memory bomb", on_go(action="() => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }"),
      MemoryLimitError, "out of memory"),
-    ("string memory bomb", on_go(action="() => { const k = []; for (let n = 1; ; n *= 2) k.push('x'.repeat(n)); }"),
-     MemoryLimitError, "out of memory"),
+    # Small objects are GC-bound: whichever limit comes first stops them, both cleanly.
+    ("object memory bomb", on_go(action="() => { const a = []; for (let i = 0; ; i++) a.push({ i, s: 'a' + i }); }"),
+     SandboxError, "out of memory|time limit"),
+    ("array memory bomb", on_go(action="() => { const a = []; for (;;) a.push(new Array(1 << 16).fill(7)); }"),
+     SandboxError, "out of memory|time limit"),
+    ("string memory bomb", on_go(action="() => { let s = 'x'; for (;;) s += s; }"),
+     MachineError, "out of memory|string too long"),
     ("deep recursion", on_go(action="() => { const f = (n) => f(n + 1) + 1; f(0); }"),
      StackOverflowError, "stack"),
     ("deeply nested JSON.parse", on_go(action="() => JSON.parse('['.repeat(1e6))"),

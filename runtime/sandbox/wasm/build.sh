@@ -12,7 +12,7 @@ OUT=${1:-"$HERE/sandbox.wasm"}
 QV=0.17.0.2
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-python3 -m pip download --no-deps --no-binary :all: -q -d "$WORK" "quickjs-ng==$QV" 2>/dev/null
+python3 -m pip download --no-deps --no-binary :all: -q -d "$WORK" "quickjs-ng==$QV" 2>&1 | { grep -v "^WARNING: Location" || true; }
 tar xzf "$WORK/quickjs_ng-$QV.tar.gz" -C "$WORK"
 Q="$WORK/quickjs_ng-$QV/upstream-quickjs"
 clang-16 --target=wasm32-wasi --sysroot=/usr -O3 -DNDEBUG -mexec-model=reactor \

@@ -109,14 +109,14 @@ class Stepper:
     async def _acquire(self, instance_id: uuid.UUID) -> instance_store.Lease:
         token = secrets.token_hex(16)
         deadline = anyio.current_time() + self._wait_s
-        delay = 0.005
+        delay = 0.002
         while not await self.db(self._try_acquire, instance_id, token):
             if anyio.current_time() > deadline:
                 raise ConflictError(
                     "the instance is busy with another step; try again", code="instance-busy"
                 )
             await anyio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+            delay = min(delay * 2, 0.05)  # well under the waiter claim's 1 s
         return instance_store.Lease(instance_id, token)
 
     def _try_acquire(self, instance_id: uuid.UUID, token: str) -> bool:

@@ -116,6 +116,8 @@ class Instance(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    lease_waiter: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_waiter_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (

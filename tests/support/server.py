@@ -50,24 +50,31 @@ def run_server(app: FastAPI) -> Iterator[str]:
 
 
 @contextmanager
-def run_server_process(database_url: str, *, env: dict[str, str] | None = None) -> Iterator[str]:
-    """`backstate serve` in its own process; yields its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
-    command += ["--database-url", database_url, "--log-level", "warning"]
+def run_server_processes(
+    count: int, database_url: str, *, env: dict[str, str] | None = None
+) -> Iterator[list[str]]:
+    """`count` processes of `backstate serve` on one database, started together; their URLs."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    process = subprocess.Popen(command, cwd=REPO, env=full_env)
-    url = f"http://127.0.0.1:{port}"
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
-        _wait_healthy(url, process)
-        yield url
+        for _ in range(count):
+            port = free_port()
+            command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+            command += ["--database-url", database_url, "--log-level", "warning"]
+            process = subprocess.Popen(command, cwd=REPO, env=full_env)
+            started.append((process, f"http://127.0.0.1:{port}"))
+        for process, url in started:
+            _wait_healthy(url, process)
+        yield [url for _, url in started]
     finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        for process, _ in started:
+            process.terminate()
+        for process, _ in started:
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:

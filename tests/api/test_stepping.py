@@ -1,0 +1,214 @@
+"""The serialization machinery under the API: leases, fencing, timers, `ts`, fairness.
+
+Store-level tests drive `runtime.store` directly; the rest go through the real server."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from api.app import build_runtime, create_app
+from api.bootstrap import init, open_database
+from api.settings import Settings
+from runtime.clock import FakeClock, SystemClock
+from runtime.errors import ConflictError
+from runtime.results import Macrostep, PublicState, Timer
+from runtime.store import Database, leases
+from runtime.store import instances as instance_store
+from runtime.store import machines as machine_store
+from runtime.store import orgs as org_store
+from runtime.store import versions as version_store
+from runtime.store.clock import to_datetime
+from runtime.store.models import Timer as TimerRow
+from tests.conftest import TEST_SECRET
+from tests.support.bundles import TOGGLER
+from tests.support.client import Admin, Api
+from tests.support.server import run_server
+
+NOW = 1_700_000_000_000
+
+
+def macrostep(value: str, *, timers: list[Timer] = (), cancels: list[str] = ()) -> Macrostep:  # type: ignore[assignment]
+    return Macrostep(
+        event={"type": value},
+        state_json=f'{{"value": "{value}"}}',
+        view=PublicState(value, [], False, None),
+        context={},
+        timers=list(timers),
+        cancels=list(cancels),
+    )
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = open_database(Settings(database_url=database_url, secret=TEST_SECRET))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def leased(db: Database) -> instance_store.Lease:
+    """An instance created through `insert_first`, leased to owner "A" with token "a"."""
+    with db.transaction() as session:
+        org = org_store.create(session, "o", now=to_datetime(NOW))
+        machine = machine_store.create(session, org.id, "m", now=to_datetime(NOW))
+        version = version_store.create_provisional(session, machine, now=to_datetime(NOW))
+        lease = instance_store.Lease(uuid.uuid4(), "a")
+        instance_store.insert_first(
+            session,
+            lease=lease,
+            owner="A",
+            lease_expires_at=NOW + 1000,
+            machine_id=machine.id,
+            slug="i",
+            version_id=version.id,
+            step=macrostep("one"),
+            ts=NOW,
+            now=to_datetime(NOW),
+        )
+    return lease
+
+
+def acquire(db: Database, lease: instance_store.Lease, owner: str, token: str, now: int) -> bool:
+    with db.transaction() as session:
+        return leases.try_acquire(
+            session, lease.instance_id, owner=owner, token=token, now_ms=now, ttl_ms=1000
+        )
+
+
+def test_a_lease_excludes_others_until_released_or_expired(
+    db: Database, leased: instance_store.Lease
+) -> None:
+    assert not acquire(db, leased, "B", "b", NOW + 10)
+    with db.transaction() as session:
+        leases.release(session, leased.instance_id, token="a")
+    assert acquire(db, leased, "B", "b", NOW + 20)
+    assert not acquire(db, leased, "C", "c", NOW + 30)
+    assert acquire(db, leased, "C", "c", NOW + 20 + 1001)  # B's lease expired
+
+
+def test_commits_are_fenced_by_the_lease_token(db: Database, leased: instance_store.Lease) -> None:
+    assert acquire(db, leased, "B", "b", NOW + 1001)  # A's lease expired; B took over
+    with pytest.raises(ConflictError), db.transaction() as session:
+        instance_store.commit(
+            session, lease=leased, seq=2, step=macrostep("stale"), ts=NOW + 1, now=to_datetime(NOW)
+        )
+    with db.transaction() as session:
+        row = instance_store.find(session, leased.instance_id)
+        assert row is not None and row.seq == 1 and row.view["state"] == "one"
+        transitions, _ = instance_store.transitions_page(session, row, after_seq=0, limit=10)
+        assert [t.seq for t in transitions] == [1]
+
+
+def test_a_waiting_process_gets_the_next_turn(db: Database, leased: instance_store.Lease) -> None:
+    assert not acquire(db, leased, "B", "b", NOW + 10)  # B now waits in line
+    with db.transaction() as session:
+        leases.release(session, leased.instance_id, token="a")
+    assert not acquire(db, leased, "A", "a2", NOW + 20)  # A may not jump the line
+    assert acquire(db, leased, "B", "b", NOW + 30)
+    with db.transaction() as session:
+        leases.release(session, leased.instance_id, token="b")
+    assert acquire(db, leased, "A", "a3", NOW + 40)  # A claimed the line meanwhile
+
+
+def test_an_absent_waiter_does_not_block_forever(
+    db: Database, leased: instance_store.Lease
+) -> None:
+    assert not acquire(db, leased, "B", "b", NOW + 10)
+    with db.transaction() as session:
+        leases.release(session, leased.instance_id, token="a")
+    assert acquire(db, leased, "A", "a2", NOW + 10 + 1001)  # B stopped polling
+
+
+def test_timers_are_upserted_by_send_id_and_cancelled(
+    db: Database, leased: instance_store.Lease
+) -> None:
+    first = macrostep(
+        "two",
+        timers=[
+            Timer("t1", {"type": "x"}, 100, NOW + 100),
+            Timer("t2", {"type": "y"}, 200, NOW + 200),
+        ],
+    )
+    second = macrostep("three", cancels=["t1"], timers=[Timer("t2", {"type": "z"}, 50, NOW + 55)])
+    with db.transaction() as session:
+        instance_store.commit(
+            session, lease=leased, seq=2, step=first, ts=NOW + 1, now=to_datetime(NOW)
+        )
+    with db.transaction() as session:
+        instance_store.commit(
+            session, lease=leased, seq=3, step=second, ts=NOW + 2, now=to_datetime(NOW)
+        )
+    with db.transaction() as session:
+        rows: list[TimerRow] = instance_store.pending_timers(session, leased.instance_id)
+        assert [(r.send_id, r.event, r.due_at_ms, r.attempts) for r in rows] == [
+            ("t2", {"type": "z"}, NOW + 55, 0)
+        ]
+
+
+@pytest.fixture
+def frozen_server(database_url: str, shared_runtime: object) -> Iterator[tuple[str, Admin]]:
+    settings = Settings(database_url=database_url, secret=TEST_SECRET)
+    app = create_app(settings, runtime=shared_runtime, clock=FakeClock(NOW, autojump=False))  # type: ignore[arg-type]
+    made = init(settings, app.state.services.db)
+    with run_server(app) as url:
+        yield url, Admin(made.org_id, made.key_id, made.secret)
+
+
+def test_ts_stays_monotonic_when_the_clock_stands_still(
+    frozen_server: tuple[str, Admin],
+) -> None:
+    url, admin = frozen_server
+    with Api.for_key(url, admin.key_id, admin.secret) as api:
+        api.create_machine("toggler", TOGGLER)
+        stamps = [api.create_instance("toggler", "t")["ts"]]
+        stamps += [api.send("toggler", "t", "toggle").json()["ts"] for _ in range(3)]
+        assert stamps == [NOW, NOW + 1, NOW + 2, NOW + 3]
+        assert api.ok("GET", "/machines/toggler/i/t")["ts"] == NOW + 3
+
+
+HANGING = """
+import { createMachine } from "npm:xstate";
+export default createMachine({
+  id: "hang",
+  initial: "idle",
+  states: {
+    idle: { on: { hang: "waiting", toggle: "other" } },
+    other: { on: { toggle: "idle" } },
+    waiting: { invoke: { src: () => new Promise((r) => setTimeout(r, 600000)) } },
+  },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+
+
+@pytest.mark.slow
+def test_a_machine_waiting_out_its_window_delays_no_other_instance(database_url: str) -> None:
+    settings = Settings(database_url=database_url, secret=TEST_SECRET, window_s=3.0)
+    app = create_app(settings, runtime=build_runtime(settings, SystemClock()))
+    made = init(settings, app.state.services.db)
+    with run_server(app) as url, Api.for_key(url, made.key_id, made.secret) as api:
+        api.create_machine("hang", HANGING)
+        api.create_instance("hang", "slow")
+        api.create_instance("hang", "fast")
+        hung: list[float] = []
+
+        def hang() -> None:
+            started = time.monotonic()
+            assert api.send("hang", "slow", "hang").status_code == 200
+            hung.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=hang)
+        thread.start()
+        time.sleep(0.3)
+        started = time.monotonic()
+        for _ in range(5):
+            assert api.send("hang", "fast", "toggle").status_code == 200
+        assert time.monotonic() - started < 2.0
+        thread.join(20)
+        assert hung and hung[0] >= 2.5

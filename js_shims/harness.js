@@ -73,8 +73,8 @@ function persistable(state) {
   return json;
 }
 
-function restore(stateJson) {
-  const config = JSON.parse(stateJson);
+function restore(config) {
+  // The host splices the persisted JSON into the request as an object: parsed once, here.
   config.actions = [];
   return State.create(config);   // interpreters and machines resolve it against the machine
 }
@@ -159,7 +159,7 @@ function record(state, r) {
   if (state.context !== undefined) checkJson(state.context, "");
   const step = {
     event: state._event ? state._event.data : state.event,
-    state: JSON.stringify(persistable(state)),
+    state: persistable(state),
     view: view(state),
     timers: r.timers.splice(0),
     cancels: r.cancels.splice(0),
@@ -192,7 +192,7 @@ const ops = {
     run = startRun({ context }, true);
     run.service.start();
     run.started = true;
-    return {};
+    return poll();
   },
 
   send(args) {
@@ -214,7 +214,7 @@ const ops = {
       run.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
     }
     run.service.send(event);
-    return {};
+    return poll();
   },
 
   read(args) {

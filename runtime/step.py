@@ -51,7 +51,7 @@ class Step:
         if "seed" not in args and args.get("op") in ("create", "send", "read"):
             args = {**args, "now": self.clock.now_ms(), "seed": secrets.token_hex(32)}
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        reply: dict[str, Any] = json.loads(self.vm.call(json.dumps(args)))
+        reply: dict[str, Any] = json.loads(self.vm.call(encode_request(args)))
         if "error" in reply:
             self._collect_logs(reply["error"].get("logs", []))
             raise self._classify(_error_from_js(reply["error"]))
@@ -73,8 +73,7 @@ class Step:
     def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
         try:
             self._check_event_size(args)
-            self.call(args)
-            reply = self._poll()
+            reply = self.call(args)     # create and send answer with their first poll
             while True:
                 self._commit(reply, on_commit)
                 self._release_fetches(reply)
@@ -114,8 +113,8 @@ class Step:
             raise self._classify(_error_from_js(reply["error"]))
 
     def _macrostep(self, raw: dict[str, Any]) -> Macrostep:
-        state_json: str = raw["state"]
-        context = json.loads(state_json).get("context")
+        state_json = json.dumps(raw["state"], separators=(",", ":"))
+        context = raw["state"].get("context")
         if context is None:
             context = {}
         if len(json.dumps(context, separators=(",", ":")).encode()) > self.limits.context_bytes:
@@ -203,6 +202,16 @@ class Step:
         if "event" in args and len(json.dumps(args["event"])) > self.limits.event_bytes:
             raise InvalidRequestError(f"the event is over the {self.limits.event_bytes} byte "
                                       "limit", parameter="event")
+
+
+def encode_request(args: dict[str, Any]) -> str:
+    """JSON for the VM, with the persisted state spliced in as it is stored: re-encoding it as
+    a string inside the request would have QuickJS unescape and parse it twice per event."""
+    state = args.get("state")
+    if not isinstance(state, str):
+        return json.dumps(args)
+    rest = json.dumps({k: v for k, v in args.items() if k != "state"})
+    return '{"state":' + state + "," + rest[1:]
 
 
 def _log(line: dict[str, Any]) -> LogLine:

@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml js_shims/package-lock.json
 setup: $(STAMP)
 
 run: setup          ## serve on http://127.0.0.1:8000 with the embedded SQLite file ./backstate.db
+	$(VENV)/bin/backstate init
 	$(VENV)/bin/backstate serve
 
 test: setup         ## the whole suite (PostgreSQL too when BACKSTATE_TEST_POSTGRES_URL is set)

@@ -165,6 +165,9 @@ function record(state, r) {
     cancels: r.cancels.splice(0),
     logs: __bs.takeLogs(),
     clearTimers: false,
+    // Services running once this macrostep is committed. The host stores them with the
+    // state, so a crash before the step ends still leaves the list of services to fail.
+    running: [...r.service.children.keys()],
   };
   if (state.done) {
     // A machine in its top-level final state stops, and XState drops its delayed events.

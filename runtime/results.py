@@ -65,6 +65,9 @@ class Macrostep:
     cancels: list[str] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
     clear_timers: bool = False   # the machine reached its final state: drop all its timers
+    # Invoked services running after this macrostep. Persist them with the state: if the step
+    # never finishes (a crash), they are the services to fail (`cut_off`) before the next event.
+    running: list[str] = field(default_factory=list)
 
     @property
     def state(self) -> dict[str, Any]:

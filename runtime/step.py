@@ -134,6 +134,7 @@ class Step:
             cancels=list(raw["cancels"]),
             logs=logs,
             clear_timers=bool(raw.get("clearTimers")),
+            running=list(raw.get("running", [])),
         )
 
     def _release_fetches(self, reply: Reply) -> None:

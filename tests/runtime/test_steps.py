@@ -197,6 +197,7 @@ def test_fetches_run_only_after_the_macrostep_that_issued_them_is_committed(
                        state_json=create(runtime, source).final.state_json, event="GO",
                        auth_context={}, on_commit=commit)
     assert [m.view.value for m in res.macrosteps] == ["loading", "done"]
+    assert len(res.macrosteps[0].running) == 1 and res.macrosteps[1].running == []
     assert res.final.event["type"].startswith("done.invoke.")
     assert res.final.context == {"n": 42}
     assert seen_by_server_at_commit == [0, 1]

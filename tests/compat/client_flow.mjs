@@ -1,0 +1,177 @@
+// Drives a backstate server with the unmodified @statebacked/client, as an app would: tokens
+// are key-signed JWTs from @statebacked/token. Every call's outcome (its value, or the error
+// class the client raised) is recorded under a name and printed as one JSON object; the
+// assertions live in test_compat.py.
+//
+// env: API_URL, ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
+// production key), MACHINE (a machine name not used yet).
+import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+
+import { errors, StateBackedClient } from "@statebacked/client";
+import { signToken } from "@statebacked/token";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`client_flow.mjs needs the ${name} environment variable`);
+  return value;
+};
+
+const apiHost = env("API_URL");
+const machine = env("MACHINE");
+const adminKey = { stateBackedKeyId: env("ADMIN_KEY_ID"), stateBackedSecretKey: env("ADMIN_SECRET") };
+const prodKey = { stateBackedKeyId: env("PROD_KEY_ID"), stateBackedSecretKey: env("PROD_SECRET") };
+const source = readFileSync(new URL("./machine.js", import.meta.url), "utf8");
+
+const sign = (key, act, expires = { in: "1h" }) => signToken(key, act, { expires });
+const client = async (key, act, expires) =>
+  new StateBackedClient(await sign(key, act, expires), { apiHost });
+
+const ERROR_CLASSES = Object.entries(errors).filter(([name]) => name !== "ApiError");
+
+function describeError(err) {
+  if (!(err instanceof errors.ApiError)) {
+    return { class: err?.constructor?.name ?? typeof err, message: String(err?.message ?? err) };
+  }
+  // The most specific class: every class extends ApiError.
+  const match = ERROR_CLASSES.find(([, cls]) => err instanceof cls);
+  return {
+    class: match ? match[0] : "ApiError",
+    status: err.status,
+    code: err.code ?? null,
+    message: err.message,
+  };
+}
+
+const observations = {};
+
+async function observe(name, call) {
+  try {
+    const value = await call();
+    observations[name] = { ok: true, value: value === undefined ? null : value };
+    return value;
+  } catch (err) {
+    observations[name] = { ok: false, error: describeError(err) };
+    return undefined;
+  }
+}
+
+const admin = await client(adminKey, { sub: "admin" });
+const alice = await client(prodKey, { sub: "alice" });
+const bob = await client(prodKey, { sub: "bob" });
+const blocked = await client(prodKey, { sub: "blocked" });
+
+// Machines and versions (admin key: machines.* and machine-versions.* scopes).
+await observe("machines.create", () => admin.machines.create(machine));
+await observe("machines.create existing", () => admin.machines.create(machine));
+await observe("machines.create invalid name", () => admin.machines.create("no spaces allowed"));
+await observe("machines.get before versions", () => admin.machines.get(machine));
+const v1 = await observe("machineVersions.create code", () =>
+  admin.machineVersions.create(machine, { clientInfo: "v1-plain", code: source, makeCurrent: true }),
+);
+await observe("machineVersions.create gzippedCode", () =>
+  admin.machineVersions.create(machine, {
+    clientInfo: "v2-gzip",
+    gzippedCode: new Uint8Array(gzipSync(source)),
+    makeCurrent: true,
+  }),
+);
+await observe("machineVersions.list", () => admin.machineVersions.list(machine));
+await observe("machines.get", () => admin.machines.get(machine));
+await observe("machines.list", () => admin.machines.list());
+
+// Instances as end users (production key: instances.write, state.read, events.write).
+await observe("instances.create", () =>
+  alice.machineInstances.create(machine, { slug: "alice-1", context: { owner: "alice" } }),
+);
+await observe("instances.create existing", () =>
+  alice.machineInstances.create(machine, { slug: "alice-1", context: { owner: "alice" } }),
+);
+await observe("instances.create pinned to v1", () =>
+  alice.machineInstances.create(machine, {
+    slug: "pinned",
+    machineVersionId: v1?.machineVersionId,
+  }),
+);
+await observe("instances.get", () => alice.machineInstances.get(machine, "alice-1"));
+await observe("instances.get unknown", () => alice.machineInstances.get(machine, "nobody"));
+await observe("instances.sendEvent string", () =>
+  alice.machineInstances.sendEvent(machine, "alice-1", { event: "start" }),
+);
+await observe("instances.sendEvent object", () =>
+  alice.machineInstances.sendEvent(machine, "alice-1", { event: { type: "inc", by: 2 } }),
+);
+await observe("instances.getOrCreate new", () =>
+  alice.machineInstances.getOrCreate(machine, "alice-2", { context: { owner: "alice" } }),
+);
+await observe("instances.sendEvent start alice-2", () =>
+  alice.machineInstances.sendEvent(machine, "alice-2", { event: "start" }),
+);
+await observe("instances.sendEvent finish", () =>
+  alice.machineInstances.sendEvent(machine, "alice-2", { event: "finish" }),
+);
+await observe("instances.getOrCreate existing", () =>
+  alice.machineInstances.getOrCreate(machine, "alice-1", { context: { owner: "alice" } }),
+);
+
+// Authorizers: allowRead / allowWrite deny.
+await observe("instances.get by non-owner", () => bob.machineInstances.get(machine, "alice-1"));
+await observe("instances.sendEvent by non-owner", () =>
+  bob.machineInstances.sendEvent(machine, "alice-1", { event: "finish" }),
+);
+await observe("instances.create denied", () =>
+  blocked.machineInstances.create(machine, { slug: "blocked-1" }),
+);
+
+// Scopes: a production key may not manage machines or list instances.
+await observe("machines.create with production key", () => alice.machines.create("not-allowed"));
+await observe("instances.list with production key", () => alice.machineInstances.list(machine));
+
+// Tokens the server must refuse.
+const forgedKey = { ...prodKey, stateBackedSecretKey: "sbsec_not-the-real-secret" };
+const unknownKey = { stateBackedKeyId: "sbk_AAAAAAAAAAAAAAAAAAAAAA", stateBackedSecretKey: "sbsec_x" };
+const longAgo = Math.floor(Date.now() / 1000) - 3600;
+for (const [name, key, expires] of [
+  ["forged token", forgedKey, undefined],
+  ["unknown key token", unknownKey, undefined],
+  ["expired token", prodKey, { at: longAgo }],
+]) {
+  const outsider = await client(key, { sub: "alice" }, expires);
+  await observe(`instances.get with ${name}`, () => outsider.machineInstances.get(machine, "alice-1"));
+}
+
+// Administration (admin key: instances.read, instances.admin).
+await observe("instances.list", () => admin.machineInstances.list(machine));
+await observe("instances.listTransitions", () =>
+  admin.machineInstances.listTransitions(machine, "alice-1"),
+);
+await observe("instances.admin.get", () => admin.machineInstances.admin.get(machine, "alice-1"));
+await observe("instances.admin.get pinned", () => admin.machineInstances.admin.get(machine, "pinned"));
+await observe("instances.setStatus paused", () =>
+  admin.machineInstances.dangerously.setStatus(machine, "alice-1", { status: "paused" }),
+);
+await observe("instances.admin.get paused", () => admin.machineInstances.admin.get(machine, "alice-1"));
+await observe("instances.sendEvent paused", () =>
+  alice.machineInstances.sendEvent(machine, "alice-1", { event: "inc" }),
+);
+await observe("instances.setStatus running", () =>
+  admin.machineInstances.dangerously.setStatus(machine, "alice-1", { status: "running" }),
+);
+await observe("instances.sendEvent resumed", () =>
+  alice.machineInstances.sendEvent(machine, "alice-1", { event: "inc" }),
+);
+
+// Deletion: a machine with instances cannot go; once they are gone it can.
+const confirm = { dangerDataWillBeDeletedForever: true };
+await observe("machines.delete with instances", () => admin.machines.dangerously.delete(machine, confirm));
+for (const slug of ["alice-1", "alice-2", "pinned"]) {
+  await observe(`instances.delete ${slug}`, () =>
+    admin.machineInstances.dangerously.delete(machine, slug, confirm),
+  );
+}
+await observe("instances.get deleted", () => alice.machineInstances.get(machine, "alice-1"));
+await observe("instances.list after delete", () => admin.machineInstances.list(machine));
+await observe("machines.delete", () => admin.machines.dangerously.delete(machine, confirm));
+await observe("machines.get deleted", () => admin.machines.get(machine));
+
+process.stdout.write(JSON.stringify(observations) + "\n");

@@ -3,7 +3,7 @@
 // class the client raised) is recorded under a name and printed as one JSON object; the
 // assertions live in test_compat.py.
 //
-// env: API_URL, ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
+// env: API_URL (a server listing 2 items per page), ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
 // production key), MACHINE (a machine name not used yet).
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
@@ -41,6 +41,18 @@ function describeError(err) {
     code: err.code ?? null,
     message: err.message,
   };
+}
+
+// Every page of a listing, following `cursor` as smply does (at most 10 pages).
+async function allPages(list) {
+  const pages = [];
+  let cursor;
+  do {
+    const page = await list(cursor ? { cursor } : undefined);
+    pages.push(page);
+    cursor = page.cursor;
+  } while (cursor && pages.length < 10);
+  return pages;
 }
 
 const observations = {};
@@ -141,9 +153,9 @@ for (const [name, key, expires] of [
 }
 
 // Administration (admin key: instances.read, instances.admin).
-await observe("instances.list", () => admin.machineInstances.list(machine));
+await observe("instances.list", () => allPages((opts) => admin.machineInstances.list(machine, opts)));
 await observe("instances.listTransitions", () =>
-  admin.machineInstances.listTransitions(machine, "alice-1"),
+  allPages((opts) => admin.machineInstances.listTransitions(machine, "alice-1", opts)),
 );
 await observe("instances.admin.get", () => admin.machineInstances.admin.get(machine, "alice-1"));
 await observe("instances.admin.get pinned", () => admin.machineInstances.admin.get(machine, "pinned"));

@@ -28,6 +28,8 @@ COMPAT = Path(__file__).resolve().parent
 NODE_MODULES = COMPAT / "node_modules"
 SMPLY = NODE_MODULES / ".bin" / "smply"
 NODE_TIMEOUT_S = 60
+# Small pages, so that both clients' cursor handling runs (3 instances, 3 transitions).
+PAGE_SIZE = 2
 
 
 @dataclass(frozen=True)
@@ -110,11 +112,12 @@ BACKSTATE = [sys.executable, "-m", "api.cli"]
 def serve(database_url: str) -> Iterator[str]:
     """One `backstate serve` process; its URL. (tests/support/server.py is moving from
     `run_server_process` to `run_server_processes(count, ...)`; either works.)"""
+    env = {"BACKSTATE_PAGE_SIZE": str(PAGE_SIZE)}
     if hasattr(support_server, "run_server_processes"):
-        with support_server.run_server_processes(1, database_url) as urls:
+        with support_server.run_server_processes(1, database_url, env=env) as urls:
             yield urls[0]
     else:
-        with support_server.run_server_process(database_url) as url:
+        with support_server.run_server_process(database_url, env=env) as url:
             yield url
 
 

@@ -151,6 +151,7 @@ def _version_ids(seen: Seen) -> tuple[str, str]:
 
 @client_check("machineVersions.list")
 def _(seen: Seen) -> None:
+    assert "cursor" not in seen.value(), "2 versions fit one page"
     listed = [(v["id"], v["clientInfo"]) for v in seen.value()["versions"]]
     v1, v2 = _version_ids(seen)
     assert listed == [(v1, "v1-plain"), (v2, "v2-gzip")]
@@ -224,9 +225,18 @@ def _(seen: Seen) -> None:
     assert seen.value() == seen.of("instances.sendEvent object"), "getOrCreate made a new one"
 
 
+def _pages(seen: Seen, items: str) -> list[Any]:
+    """The items of every page; each page but the last has a cursor, the last has none."""
+    pages = seen.value()
+    assert all("cursor" in page for page in pages[:-1]), "a page before the last has no cursor"
+    assert "cursor" not in pages[-1], "the last page still has a cursor"
+    return [item for page in pages for item in page[items]]
+
+
 @client_check("instances.list")
 def _(seen: Seen) -> None:
-    instances = {i["slug"]: i for i in seen.value()["instances"]}
+    assert len(seen.value()) == 2, "3 instances, 2 per page: the client follows the cursor"
+    instances = {i["slug"]: i for i in _pages(seen, "instances")}
     assert sorted(instances) == ["alice-1", "alice-2", "pinned"]
     v1, v2 = _version_ids(seen)
     assert instances["pinned"]["machineVersion"]["id"] == v1
@@ -236,7 +246,7 @@ def _(seen: Seen) -> None:
 
 @client_check("instances.listTransitions")
 def _(seen: Seen) -> None:
-    transitions = seen.value()["transitions"]
+    transitions = _pages(seen, "transitions")
     sent = [t["event"] for t in transitions if not t["event"]["type"].startswith("xstate.")]
     assert sent == [{"type": "start"}, {"type": "inc", "by": 2}], "oldest first, as sent"
     assert transitions[-1]["state"] == {"running": "slow"}
@@ -327,13 +337,27 @@ class Ran:
         self.run = runs[name]
         self._runs = runs
 
-    def json(self) -> Any:
-        """The JSON smply printed (after any "Valid bundle" or prompt text)."""
+    def pages(self) -> list[Any]:
+        """Every JSON document smply printed, skipping "Valid bundle" or prompt text; a
+        listing prints one array per page."""
         assert self.run.returncode == 0, f"smply {self.name} failed"
         lines = self.run.stdout.splitlines()
         starts = [i for i, line in enumerate(lines) if line[:1] in "[{"]
         assert starts, f"smply {self.name} printed no JSON"
-        return json.loads("\n".join(lines[starts[0] :]))
+        text, decoder, documents = "\n".join(lines[starts[0] :]), json.JSONDecoder(), []
+        position = 0
+        while position < len(text):
+            document, position = decoder.raw_decode(text, position)
+            documents.append(document)
+            while position < len(text) and text[position].isspace():
+                position += 1
+        return documents
+
+    def json(self) -> Any:
+        """The one JSON document smply printed."""
+        documents = self.pages()
+        assert len(documents) == 1, f"smply {self.name} printed {len(documents)} documents"
+        return documents[0]
 
     def failed_with(self, cls: str, code: str) -> None:
         assert self.run.returncode == 1, f"smply {self.name} should fail with {cls} ({code})"
@@ -443,7 +467,10 @@ def _(ran: Ran) -> None:
 
 @smply_step("instances list-transitions", f"instances list-transitions -m {M} -i {I}")
 def _(ran: Ran) -> None:
-    sent = [t["event"] for t in ran.json() if not t["event"]["type"].startswith("xstate.")]
+    pages = ran.pages()
+    assert len(pages) == 2, "3 transitions, 2 per page: smply follows the cursor"
+    transitions = [t for page in pages for t in page]
+    sent = [t["event"] for t in transitions if not t["event"]["type"].startswith("xstate.")]
     assert sent == [{"type": "start"}, {"type": "inc", "by": 5}], "oldest first, as sent"
 
 

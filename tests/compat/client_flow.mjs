@@ -3,7 +3,7 @@
 // class the client raised) is recorded under a name and printed as one JSON object; the
 // assertions live in test_compat.py.
 //
-// env: API_URL (a server listing 2 items per page), ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
+// env: API_URL (a server listing 2 items per page), ORG_ID, ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
 // production key), MACHINE (a machine name not used yet).
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
@@ -19,13 +19,14 @@ const env = (name) => {
 
 const apiHost = env("API_URL");
 const machine = env("MACHINE");
+const orgId = env("ORG_ID");
 const adminKey = { stateBackedKeyId: env("ADMIN_KEY_ID"), stateBackedSecretKey: env("ADMIN_SECRET") };
 const prodKey = { stateBackedKeyId: env("PROD_KEY_ID"), stateBackedSecretKey: env("PROD_SECRET") };
 const source = readFileSync(new URL("./machine.js", import.meta.url), "utf8");
 
 const sign = (key, act, expires = { in: "1h" }) => signToken(key, act, { expires });
-const client = async (key, act, expires) =>
-  new StateBackedClient(await sign(key, act, expires), { apiHost });
+const client = async (key, act, expires, opts = {}) =>
+  new StateBackedClient(await sign(key, act, expires), { apiHost, ...opts });
 
 const ERROR_CLASSES = Object.entries(errors).filter(([name]) => name !== "ApiError");
 
@@ -152,6 +153,18 @@ for (const [name, key, expires] of [
   await observe(`instances.get with ${name}`, () => outsider.machineInstances.get(machine, "alice-1"));
 }
 
+// Client options: orgId (x-statebacked-org-id) and actAs (x-statebacked-act, admins only).
+for (const [name, key, opts] of [
+  ["with orgId", prodKey, { orgId }],
+  ["with another orgId", prodKey, { orgId: "org_AAAAAAAAAAAAAAAAAAAAAA" }],
+  ["by admin acting as owner", adminKey, { actAs: { sub: "alice" } }],
+  ["by admin acting as non-owner", adminKey, { actAs: { sub: "bob" } }],
+  ["by production key acting as owner", prodKey, { actAs: { sub: "alice" } }],
+]) {
+  const configured = await client(key, { sub: "alice" }, undefined, opts);
+  await observe(`instances.get ${name}`, () => configured.machineInstances.get(machine, "alice-1"));
+}
+
 // Administration (admin key: instances.read, instances.admin).
 await observe("instances.list", () => allPages((opts) => admin.machineInstances.list(machine, opts)));
 await observe("instances.listTransitions", () =>
@@ -185,5 +198,16 @@ await observe("instances.get deleted", () => alice.machineInstances.get(machine,
 await observe("instances.list after delete", () => admin.machineInstances.list(machine));
 await observe("machines.delete", () => admin.machines.dangerously.delete(machine, confirm));
 await observe("machines.get deleted", () => admin.machines.get(machine));
+
+// Org, keys and billing (admin key). A key made through the API signs working tokens until
+// it is deleted.
+await observe("orgs.list", () => admin.orgs.list());
+await observe("billing.get", () => admin.billing.get());
+const ciKey = await observe("keys.create ci", () => admin.keys.create({ name: "compat-ci", use: "ci" }));
+await observe("keys.list", () => allPages((opts) => admin.keys.list(opts)));
+const ci = ciKey && (await client({ stateBackedKeyId: ciKey.id, stateBackedSecretKey: ciKey.key }, {}));
+await observe("machines.list with new ci key", () => ci.machines.list());
+await observe("keys.delete", () => admin.keys.delete(ciKey?.id));
+await observe("machines.list with deleted key", () => ci.machines.list());
 
 process.stdout.write(JSON.stringify(observations) + "\n");

@@ -26,9 +26,10 @@ Observations = dict[str, Any]
 class Seen:
     """What the client did for one named call, with access to the other calls' results."""
 
-    def __init__(self, name: str, observations: Observations):
+    def __init__(self, name: str, observations: Observations, org_id: str):
         assert name in observations, f"client_flow.mjs recorded no {name!r} (did it stop early?)"
         self.name = name
+        self.org_id = org_id
         self.observation = observations[name]
         self._all = observations
 
@@ -47,7 +48,7 @@ class Seen:
 
     def of(self, other: str) -> Any:
         """Another call's value (the check depends on it)."""
-        return Seen(other, self._all).value()
+        return Seen(other, self._all, self.org_id).value()
 
 
 def _describe(exc: Exception) -> str:
@@ -75,10 +76,15 @@ CLIENT_RAISES: dict[str, tuple[str, str | None]] = {
     "instances.get with forged token": ("UnauthorizedError", None),
     "instances.get with unknown key token": ("UnauthorizedError", None),
     "instances.get with expired token": ("UnauthorizedError", None),
+    "instances.get with another orgId": ("MissingOrgError", "missing-org"),
+    "instances.get by admin acting as non-owner": (
+        "RejectedByMachineAuthorizerError", "rejected-by-machine-authorizer"),
+    "instances.get by production key acting as owner": ("MissingScopeError", "missing-scope"),
     "instances.sendEvent paused": ("ConflictError", "invalid-state"),
     "machines.delete with instances": ("ConflictError", None),
     "instances.get deleted": ("NotFoundError", None),
     "machines.get deleted": ("NotFoundError", None),
+    "machines.list with deleted key": ("UnauthorizedError", None),
 }  # fmt: skip
 
 CLIENT_RETURNS_NOTHING = [
@@ -89,6 +95,7 @@ CLIENT_RETURNS_NOTHING = [
     "instances.delete alice-2",
     "instances.delete pinned",
     "machines.delete",
+    "keys.delete",
 ]
 
 CLIENT_CHECKS: dict[str, Callable[[Seen], None]] = {}
@@ -282,11 +289,56 @@ def _(seen: Seen) -> None:
     assert seen.value()["instances"] == []
 
 
+@client_check("instances.get with orgId")
+@client_check("instances.get by admin acting as owner")
+def _(seen: Seen) -> None:
+    assert seen.value() == seen.of("instances.sendEvent object")
+
+
+@client_check("orgs.list")
+def _(seen: Seen) -> None:
+    orgs = seen.value()["orgs"]
+    assert [(o["id"], o["role"]) for o in orgs] == [(seen.org_id, "admin")]
+    assert set(orgs[0]["limits"]) == {"monthlyEventsLimit", "monthlyReadsLimit"}
+
+
+@client_check("billing.get")
+def _(seen: Seen) -> None:
+    assert isinstance(seen.value()["url"], str)
+
+
+@client_check("keys.create ci")
+def _(seen: Seen) -> None:
+    made = seen.value()
+    assert made["id"].startswith("sbk_") and made["key"].startswith("sbsec_")
+
+
+@client_check("keys.list")
+def _(seen: Seen) -> None:
+    keys = {k["id"]: k for k in _pages(seen, "keys")}
+    made = keys[seen.of("keys.create ci")["id"]]
+    assert made["name"] == "compat-ci"
+    expected = {
+        "machines.read",
+        "machines.write",
+        "machine-versions.read",
+        "machine-versions.write",
+    }
+    assert set(made["scopes"]) == expected
+    assert all("key" not in k for k in keys.values()), "secrets are shown once, at creation"
+
+
+@client_check("machines.list with new ci key")
+def _(seen: Seen) -> None:
+    assert CLIENT_MACHINE not in [m["slug"] for m in seen.value()["machines"]]
+
+
 @pytest.fixture(scope="module")
 def client_observations(compat_server: CompatServer) -> Observations:
     env = {
         "API_URL": compat_server.url,
         "MACHINE": CLIENT_MACHINE,
+        "ORG_ID": compat_server.org_id,
         "ADMIN_KEY_ID": compat_server.admin.key_id,
         "ADMIN_SECRET": compat_server.admin.secret,
         "PROD_KEY_ID": compat_server.production.key_id,
@@ -303,8 +355,8 @@ def test_client_flow_made_exactly_the_checked_calls(client_observations: Observa
 
 
 @pytest.mark.parametrize("name", list(CLIENT_CHECKS))
-def test_client(name: str, client_observations: Observations) -> None:
-    seen = Seen(name, client_observations)
+def test_client(name: str, client_observations: Observations, compat_server: CompatServer) -> None:
+    seen = Seen(name, client_observations, compat_server.org_id)
     try:
         CLIENT_CHECKS[name](seen)
     except (AssertionError, LookupError, TypeError) as exc:

@@ -1,0 +1,157 @@
+"""Fires durable timers: one scheduler per server process.
+
+It sleeps until the earliest due time it knows of, and is woken early when a commit in this
+process arms an earlier timer (`notify`). Polling the database is only the fallback that finds
+timers armed by other processes, or left behind by one that died (their claims expire).
+
+Due timers are claimed in batches and delivered through the caller's `deliver` coroutine,
+which runs them through the same serialized per-instance path as client events. Timers of one
+instance are delivered in due order, one after the other; different instances in parallel.
+
+If a delivery fails in a way that may pass (the machine threw, the instance is paused or busy),
+the timer is retried up to `RetryPolicy.attempts` times, `RetryPolicy.delay_s` apart, then
+dropped and logged. A delivery to an instance that no longer exists drops the timer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from runtime.clock import Clock
+from runtime.errors import ConflictError, MachineError, NotFoundError
+from runtime.store.timers import Claimed
+
+log = logging.getLogger("backstate.timers")
+
+
+class TimerSource(Protocol):
+    """The database side, as coroutines (the caller runs the blocking work off the loop)."""
+
+    async def earliest_due(self) -> int | None: ...
+
+    async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]: ...
+
+    async def retry(self, timer: Claimed, due_at_ms: int) -> None: ...
+
+    async def drop(self, timer: Claimed) -> None: ...
+
+
+Deliver = Callable[[Claimed], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    delay_s: float = 30.0
+
+    def retryable(self, exc: BaseException) -> bool:
+        return isinstance(exc, MachineError | ConflictError)
+
+
+class Scheduler:
+    def __init__(self, source: TimerSource, deliver: Deliver, clock: Clock, *,
+                 retry: RetryPolicy | None = None, poll_s: float = 1.0, batch: int = 256,
+                 concurrency: int = 32):
+        self._source = source
+        self._deliver = deliver
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._poll_s = poll_s
+        self._batch = batch
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self.dropped = 0
+
+    # -- waking ---------------------------------------------------------------------------
+    def notify(self) -> None:
+        """A timer was armed (from any thread): look again now rather than at the next poll."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    # -- the loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                wait = await self.run_once()
+            except Exception:   # the database may be briefly unavailable: try again later
+                log.exception("timer scheduler iteration failed")
+                wait = self._poll_s
+            await self._sleep(wait)
+
+    async def run_once(self) -> float:
+        """Claim and start delivering what is due; seconds until the next look."""
+        now = self._clock.now_ms()
+        claimed = await self._source.claim_due(now, self._batch)
+        for group in _by_instance(claimed):
+            self._spawn(self._deliver_group(group))
+        if len(claimed) == self._batch:
+            return 0.0                        # more may be due right now
+        earliest = await self._source.earliest_due()
+        if earliest is None:
+            return self._poll_s
+        return min(self._poll_s, max(0.0, (earliest - self._clock.now_ms()) / 1000.0))
+
+    async def drain(self) -> None:
+        """Wait for the deliveries in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- delivery -------------------------------------------------------------------------
+    async def _deliver_group(self, timers: list[Claimed]) -> None:
+        async with self._slots:
+            for timer in timers:
+                await self._deliver_one(timer)
+
+    async def _deliver_one(self, timer: Claimed) -> None:
+        try:
+            await self._deliver(timer)
+            self.delivered += 1
+        except NotFoundError:
+            await self._source.drop(timer)
+        except Exception as exc:
+            await self._failed(timer, exc)
+
+    async def _failed(self, timer: Claimed, exc: BaseException) -> None:
+        attempt = timer.attempts + 1
+        if self._retry.retryable(exc) and attempt < self._retry.attempts:
+            due = self._clock.now_ms() + int(self._retry.delay_s * 1000)
+            log.warning("timer %r of instance %s failed (attempt %d of %d), retrying in %.0f s: "
+                        "%s", timer.send_id, timer.instance_id, attempt, self._retry.attempts,
+                        self._retry.delay_s, exc)
+            await self._source.retry(timer, due)
+            return
+        self.dropped += 1
+        log.error("timer %r of instance %s dropped after %d attempt(s): %s", timer.send_id,
+                  timer.instance_id, attempt, exc)
+        await self._source.drop(timer)
+
+
+def _by_instance(timers: list[Claimed]) -> list[list[Claimed]]:
+    groups: dict[object, list[Claimed]] = {}
+    for timer in timers:   # already in due order
+        groups.setdefault(timer.instance_id, []).append(timer)
+    return list(groups.values())

@@ -1,0 +1,103 @@
+"""Claiming and settling durable timers.
+
+A timer row is written by the macrostep that armed it (see `instances._record`). Delivering it
+is a three-part protocol that keeps "each timer fires once" through crashes and across
+processes:
+
+1. **claim**: a scheduler marks due rows with a claim id unique to this claim and an expiry
+   (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite writers are serialized, and the UPDATE
+   re-checks that the row is still unclaimed);
+2. **consume**: the row is deleted *in the transaction of the first macrostep the delivery
+   commits*, fenced by the claim id. A crash before that commit leaves the row to be claimed
+   again when the claim expires; a crash after it leaves nothing to deliver twice. A row that
+   was re-armed or cancelled meanwhile no longer carries the claim, so a stale delivery writes
+   nothing;
+3. **release**: a failed delivery puts the row back with `attempts + 1` and a later due time,
+   or drops it after the last attempt.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from runtime.store.models import Timer
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A due timer this process now holds the right to deliver."""
+
+    id: int
+    instance_id: uuid.UUID
+    send_id: str
+    event: dict[str, Any]
+    due_at_ms: int
+    attempts: int
+    claim: str
+
+
+def earliest_due(session: Session) -> int | None:
+    value: int | None = session.scalar(select(func.min(Timer.due_at_ms)))
+    return value
+
+
+def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,
+              limit: int) -> list[Claimed]:
+    """Claim up to `limit` timers due at `now_ms`, the earliest first."""
+    claim = f"{owner}:{secrets.token_hex(6)}"
+    claimable = and_(Timer.due_at_ms <= now_ms,
+                     or_(Timer.claimed_by.is_(None), Timer.claim_expires_at < now_ms))
+    candidates = select(Timer.id).where(claimable).order_by(Timer.due_at_ms).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = list(session.scalars(candidates.with_for_update(skip_locked=True)))
+    else:
+        ids = list(session.scalars(candidates))
+    if not ids:
+        return []
+    rows = session.execute(
+        update(Timer)
+        .where(Timer.id.in_(ids), claimable)
+        .values(claimed_by=claim, claim_expires_at=now_ms + claim_ms)
+        .returning(Timer.id, Timer.instance_id, Timer.send_id, Timer.event, Timer.due_at_ms,
+                   Timer.attempts)
+    ).all()
+    claimed = [Claimed(r.id, r.instance_id, r.send_id, r.event, r.due_at_ms, r.attempts, claim)
+               for r in rows]
+    return sorted(claimed, key=lambda c: (c.due_at_ms, c.id))
+
+
+def still_claimed(session: Session, timer: Claimed) -> bool:
+    found = session.scalar(select(Timer.id).where(Timer.id == timer.id,
+                                                  Timer.claimed_by == timer.claim))
+    return found is not None
+
+
+def consume(session: Session, timer: Claimed) -> bool:
+    """Delete the delivered row; False if it was re-armed, cancelled or re-claimed."""
+    result = session.execute(delete(Timer).where(Timer.id == timer.id,
+                                                 Timer.claimed_by == timer.claim))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def retry(session: Session, timer: Claimed, *, due_at_ms: int) -> None:
+    session.execute(
+        update(Timer)
+        .where(Timer.id == timer.id, Timer.claimed_by == timer.claim)
+        .values(attempts=timer.attempts + 1, due_at_ms=due_at_ms, claimed_by=None,
+                claim_expires_at=None)
+    )
+
+
+def release(session: Session, timer: Claimed) -> None:
+    """Give the claim back unchanged (e.g. the server is shutting down)."""
+    session.execute(
+        update(Timer)
+        .where(Timer.id == timer.id, Timer.claimed_by == timer.claim)
+        .values(claimed_by=None, claim_expires_at=None)
+    )

@@ -1,0 +1,129 @@
+"""The scheduler loop, driven one iteration at a time on a fake clock: no test sleeps.
+
+The timer source here is an in-memory stand-in for the database (the real claim protocol is
+tested in test_timer_store.py); what is under test is when the loop looks, what it delivers,
+in which order, and its retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field, replace
+
+from runtime.clock import FakeClock
+from runtime.errors import ConflictError, MachineError, NotFoundError
+from runtime.scheduler import RetryPolicy, Scheduler
+from runtime.store.timers import Claimed
+
+A, B = uuid.uuid4(), uuid.uuid4()
+
+
+@dataclass
+class MemorySource:
+    timers: dict[int, Claimed] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+    def arm(self, instance: uuid.UUID, send_id: str, due: int) -> None:
+        tid = len(self.timers) + len(self.dropped) + 1
+        self.timers[tid] = Claimed(tid, instance, send_id, {"type": send_id}, due, 0, "")
+
+    async def earliest_due(self) -> int | None:
+        return min((t.due_at_ms for t in self.timers.values()), default=None)
+
+    async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
+        due = sorted((t for t in self.timers.values() if t.due_at_ms <= now_ms),
+                     key=lambda t: (t.due_at_ms, t.id))[:limit]
+        for t in due:
+            del self.timers[t.id]
+        return due
+
+    async def retry(self, timer: Claimed, due_at_ms: int) -> None:
+        self.timers[timer.id] = replace(timer, due_at_ms=due_at_ms, attempts=timer.attempts + 1)
+
+    async def drop(self, timer: Claimed) -> None:
+        self.dropped.append(timer.send_id)
+
+
+def scheduler(source: MemorySource, clock: FakeClock, deliver, **kw) -> Scheduler:
+    return Scheduler(source, deliver, clock, poll_s=5.0, **kw)
+
+
+def test_delivers_due_timers_in_due_order_and_says_when_to_look_next():
+    async def go():
+        clock, source, seen = FakeClock(0, autojump=False), MemorySource(), []
+        source.arm(A, "second", 200)
+        source.arm(A, "first", 100)
+        source.arm(B, "later", 10_000)
+
+        async def deliver(t: Claimed) -> None:
+            seen.append(t.send_id)
+
+        s = scheduler(source, clock, deliver)
+        assert await s.run_once() == 0.1          # nothing due: wake at the earliest (100 ms)
+        clock.advance(0.2)
+        wait = await s.run_once()
+        await s.drain()
+        assert seen == ["first", "second"]
+        assert wait == 5.0                        # next due (10 s away) is past the poll interval
+    asyncio.run(go())
+
+
+def test_failures_are_retried_then_dropped_after_the_last_attempt():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        source.arm(A, "flaky", 0)
+        attempts = []
+
+        async def deliver(t: Claimed) -> None:
+            attempts.append(clock.now_ms())
+            raise MachineError("guard threw")
+
+        s = scheduler(source, clock, deliver, retry=RetryPolicy(attempts=5, delay_s=30))
+        for _ in range(6):
+            await s.run_once()
+            await s.drain()
+            clock.advance(30)
+        assert attempts == [0, 30_000, 60_000, 90_000, 120_000]
+        assert source.dropped == ["flaky"] and s.dropped == 1
+    asyncio.run(go())
+
+
+def test_a_paused_instance_is_retried_and_a_deleted_one_dropped_at_once():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        source.arm(A, "paused", 0)
+        source.arm(B, "gone", 0)
+
+        async def deliver(t: Claimed) -> None:
+            if t.instance_id == A:
+                raise ConflictError("instance is paused")
+            raise NotFoundError("instance not found")
+
+        s = scheduler(source, clock, deliver)
+        await s.run_once()
+        await s.drain()
+        assert source.dropped == ["gone"]
+        assert [t.send_id for t in source.timers.values()] == ["paused"]
+        assert next(iter(source.timers.values())).due_at_ms == 30_000
+    asyncio.run(go())
+
+
+def test_notify_wakes_the_loop_before_its_poll_interval():
+    async def go():
+        clock, source, seen = FakeClock(0, autojump=False), MemorySource(), []
+
+        async def deliver(t: Claimed) -> None:
+            seen.append(t.send_id)
+
+        s = scheduler(source, clock, deliver)
+        task = asyncio.create_task(s.run())
+        await asyncio.sleep(0.01)                 # the loop is now waiting (poll: 5 s)
+        source.arm(A, "now", 0)
+        s.notify()
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.001)
+        task.cancel()
+        assert seen == ["now"]
+    asyncio.run(go())

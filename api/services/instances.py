@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from api import ids
 from api.auth import Principal
@@ -26,20 +28,13 @@ from runtime.store.clock import to_datetime
 from runtime.store.models import Instance, Machine, MachineVersion, Transition
 
 
-@dataclass(frozen=True)
-class Located:
-    """An instance row with the machine it belongs to (both detached snapshots)."""
-
-    machine: Machine
-    instance: Instance
-
-    @property
-    def lock_key(self) -> str:
-        return lock_key(self.machine, self.instance.slug)
+def lock_key(org_id: uuid.UUID, machine_name: str, slug: str) -> str:
+    return f"{org_id}/{machine_name}/{slug}"
 
 
-def lock_key(machine: Machine, slug: str) -> str:
-    return f"{machine.id}/{slug}"
+def _instance_id(org_id: uuid.UUID, machine_name: str, slug: str, session: Session) -> uuid.UUID:
+    machine = machine_store.get(session, org_id, machine_name)
+    return instance_store.get(session, machine, slug).id
 
 
 class InstanceService:
@@ -77,7 +72,8 @@ class InstanceService:
         machine, version = await self._stepper.db(
             self._creation_target, principal.org_id, machine_name, slug, version_id
         )
-        async with self._locks.hold(lock_key(machine, slug)), self._stepper.new_lease() as lease:
+        key = lock_key(principal.org_id, machine_name, slug)
+        async with self._locks.hold(key), self._stepper.new_lease() as lease:
             tracker = Tracker(seq=0, ts=0)
 
             def first(step: Macrostep, ts: int) -> instance_store.Committed:
@@ -114,13 +110,11 @@ class InstanceService:
     ) -> dict[str, Any]:
         """Deliver one event (allowWrite `event`) and settle; the resulting State."""
         self._check_event_size(event)
-        located = await self._stepper.db(self._locate, principal.org_id, machine_name, slug)
-        _ensure_running(located.instance)
+        find = functools.partial(_instance_id, principal.org_id, machine_name, slug)
         async with (
-            self._locks.hold(located.lock_key),
-            self._stepper.leased(located.instance.id) as lease,
+            self._locks.hold(lock_key(principal.org_id, machine_name, slug)),
+            self._stepper.leased(find) as (lease, current),
         ):
-            current = await self._stepper.db(self._reload, located.instance.id)
             _ensure_running(current)
             tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
 
@@ -144,8 +138,7 @@ class InstanceService:
 
     async def read(self, principal: Principal, machine_name: str, slug: str) -> dict[str, Any]:
         """The instance's State, if its `allowRead` lets this caller see it."""
-        located = await self._stepper.db(self._locate, principal.org_id, machine_name, slug)
-        instance = located.instance
+        instance = await self._stepper.db(self._locate, principal.org_id, machine_name, slug)
 
         def authorize() -> None:
             self._runtime.read(
@@ -202,17 +195,10 @@ class InstanceService:
                 version_id = machine.current_version_id
             return machine, version_store.get_final(session, machine, version_id)
 
-    def _locate(self, org_id: uuid.UUID, machine_name: str, slug: str) -> Located:
+    def _locate(self, org_id: uuid.UUID, machine_name: str, slug: str) -> Instance:
         with self._db.transaction() as session:
             machine = machine_store.get(session, org_id, machine_name)
-            return Located(machine, instance_store.get(session, machine, slug))
-
-    def _reload(self, instance_id: uuid.UUID) -> Instance:
-        with self._db.transaction() as session:
-            instance = instance_store.find(session, instance_id)
-            if instance is None:
-                raise NotFoundError("instance not found", parameter="instanceName")
-            return instance
+            return instance_store.get(session, machine, slug)
 
     # --- administration (blocking) --------------------------------------------------------
 

@@ -30,15 +30,19 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from sqlalchemy.orm import Session
 
 from runtime.clock import Clock
-from runtime.errors import ConflictError, NotFoundError
+from runtime.errors import ConflictError
 from runtime.results import Macrostep
 from runtime.store import Database, leases
 from runtime.store import instances as instance_store
 from runtime.store.clock import to_datetime
+from runtime.store.models import Instance
 
 T = TypeVar("T")
+# Finds an instance's id in a transaction (raising NotFoundError if there is none).
+Finder = Callable[[Session], uuid.UUID]
 
 
 def process_owner() -> str:
@@ -89,11 +93,12 @@ class Stepper:
     # --- leases -------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def leased(self, instance_id: uuid.UUID) -> AsyncIterator[instance_store.Lease]:
-        """Hold the instance's DB lease (waiting for it) and keep it renewed."""
-        lease = await self._acquire(instance_id)
+    async def leased(self, find: Finder) -> AsyncIterator[tuple[instance_store.Lease, Instance]]:
+        """Hold the DB lease of the instance `find` names (waiting for it), kept renewed; with
+        the instance as it is now that nobody else can change it."""
+        lease, instance = await self._acquire(find)
         async with self._renewing(lease):
-            yield lease
+            yield lease, instance
 
     @asynccontextmanager
     async def new_lease(self) -> AsyncIterator[instance_store.Lease]:
@@ -106,24 +111,25 @@ class Stepper:
     def lease_expiry(self) -> int:
         return self._clock.now_ms() + self._ttl_ms
 
-    async def _acquire(self, instance_id: uuid.UUID) -> instance_store.Lease:
+    async def _acquire(self, find: Finder) -> tuple[instance_store.Lease, Instance]:
         token = secrets.token_hex(16)
         deadline = anyio.current_time() + self._wait_s
         delay = 0.002
-        while not await self.db(self._try_acquire, instance_id, token):
+        while (instance := await self.db(self._try_acquire, find, token)) is None:
             if anyio.current_time() > deadline:
                 raise ConflictError(
                     "the instance is busy with another step; try again", code="instance-busy"
                 )
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.05)  # well under the waiter claim's 1 s
-        return instance_store.Lease(instance_id, token)
+        return instance_store.Lease(instance.id, token), instance
 
-    def _try_acquire(self, instance_id: uuid.UUID, token: str) -> bool:
+    def _try_acquire(self, find: Finder, token: str) -> Instance | None:
+        """One transaction: find the instance, take the lease, and read the row again after
+        taking it (a read before could miss the previous holder's last commit)."""
         with self._db.transaction() as session:
-            if instance_store.find(session, instance_id) is None:
-                raise NotFoundError("instance not found", parameter="instanceName")
-            return leases.try_acquire(
+            instance_id = find(session)
+            taken = leases.try_acquire(
                 session,
                 instance_id,
                 owner=self.owner,
@@ -131,6 +137,7 @@ class Stepper:
                 now_ms=self._clock.now_ms(),
                 ttl_ms=self._ttl_ms,
             )
+            return instance_store.fresh(session, instance_id) if taken else None
 
     @asynccontextmanager
     async def _renewing(self, lease: instance_store.Lease) -> AsyncIterator[None]:

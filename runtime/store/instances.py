@@ -62,6 +62,16 @@ def find(session: Session, instance_id: uuid.UUID) -> Instance | None:
     return session.get(Instance, instance_id)
 
 
+def fresh(session: Session, instance_id: uuid.UUID) -> Instance:
+    """The row as committed now (bypassing the session's identity map)."""
+    instance = session.scalar(
+        select(Instance).where(Instance.id == instance_id).execution_options(populate_existing=True)
+    )
+    if instance is None:
+        raise NotFoundError("instance not found", parameter="instanceName")
+    return instance
+
+
 def exists(session: Session, machine: Machine, slug: str) -> bool:
     return (
         session.scalar(

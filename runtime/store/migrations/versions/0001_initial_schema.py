@@ -83,8 +83,6 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=128), nullable=True),
         sa.Column("lease_token", sa.String(length=64), nullable=True),
         sa.Column("lease_expires_at", sa.BigInteger(), nullable=True),
-        sa.Column("lease_waiter", sa.String(length=128), nullable=True),
-        sa.Column("lease_waiter_expires_at", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["machine_id"], ["machines.id"], ondelete="RESTRICT"),
         sa.ForeignKeyConstraint(["version_id"], ["machine_versions.id"], ondelete="RESTRICT"),

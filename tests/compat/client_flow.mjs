@@ -89,6 +89,13 @@ await observe("machineVersions.create gzippedCode", () =>
     makeCurrent: true,
   }),
 );
+await observe("machineVersions.create invalid bundle", () =>
+  admin.machineVersions.create(machine, {
+    clientInfo: "not-a-machine",
+    code: "export default 42; export const allowRead = () => true, allowWrite = allowRead;",
+    makeCurrent: true,
+  }),
+);
 await observe("machineVersions.list", () => admin.machineVersions.list(machine));
 await observe("machines.get", () => admin.machines.get(machine));
 await observe("machines.list", () => admin.machines.list());
@@ -127,6 +134,28 @@ await observe("instances.getOrCreate existing", () =>
   alice.machineInstances.getOrCreate(machine, "alice-1", { context: { owner: "alice" } }),
 );
 
+await observe("instances.sendEvent unknown", () =>
+  alice.machineInstances.sendEvent(machine, "nobody", { event: "start" }),
+);
+
+// Races: getOrCreate from many callers at once makes one instance (POST, 409, GET again), and
+// concurrent events are applied one at a time, none lost.
+await observe("instances.getOrCreate concurrent", () =>
+  Promise.all(
+    Array.from({ length: 5 }, () =>
+      alice.machineInstances.getOrCreate(machine, "racer", { context: { owner: "alice" } }),
+    ),
+  ),
+);
+await alice.machineInstances.sendEvent(machine, "racer", { event: "start" }).catch(() => {});
+await observe("instances.sendEvent concurrent", () =>
+  Promise.all(
+    Array.from({ length: 5 }, () =>
+      alice.machineInstances.sendEvent(machine, "racer", { event: "inc" }),
+    ),
+  ),
+);
+
 // Authorizers: allowRead / allowWrite deny.
 await observe("instances.get by non-owner", () => bob.machineInstances.get(machine, "alice-1"));
 await observe("instances.sendEvent by non-owner", () =>
@@ -156,6 +185,7 @@ for (const [name, key, expires] of [
 // Client options: orgId (x-statebacked-org-id) and actAs (x-statebacked-act, admins only).
 for (const [name, key, opts] of [
   ["with orgId", prodKey, { orgId }],
+  ["with apiHost ending in /", prodKey, { apiHost: `${apiHost}/` }],
   ["with another orgId", prodKey, { orgId: "org_AAAAAAAAAAAAAAAAAAAAAA" }],
   ["by admin acting as owner", adminKey, { actAs: { sub: "alice" } }],
   ["by admin acting as non-owner", adminKey, { actAs: { sub: "bob" } }],
@@ -189,7 +219,7 @@ await observe("instances.sendEvent resumed", () =>
 // Deletion: a machine with instances cannot go; once they are gone it can.
 const confirm = { dangerDataWillBeDeletedForever: true };
 await observe("machines.delete with instances", () => admin.machines.dangerously.delete(machine, confirm));
-for (const slug of ["alice-1", "alice-2", "pinned"]) {
+for (const slug of ["alice-1", "alice-2", "pinned", "racer"]) {
   await observe(`instances.delete ${slug}`, () =>
     admin.machineInstances.dangerously.delete(machine, slug, confirm),
   );

@@ -64,7 +64,9 @@ CLIENT_RAISES: dict[str, tuple[str, str | None]] = {
     "machines.create existing": ("ConflictError", None),
     "machines.create invalid name": ("ClientError", "invalid-parameter"),
     "instances.create existing": ("ConflictError", None),
+    "machineVersions.create invalid bundle": ("ClientError", None),
     "instances.get unknown": ("NotFoundError", None),
+    "instances.sendEvent unknown": ("NotFoundError", None),
     "instances.get by non-owner": (
         "RejectedByMachineAuthorizerError", "rejected-by-machine-authorizer"),
     "instances.sendEvent by non-owner": (
@@ -94,6 +96,7 @@ CLIENT_RETURNS_NOTHING = [
     "instances.delete alice-1",
     "instances.delete alice-2",
     "instances.delete pinned",
+    "instances.delete racer",
     "machines.delete",
     "keys.delete",
 ]
@@ -240,11 +243,26 @@ def _pages(seen: Seen, items: str) -> list[Any]:
     return [item for page in pages for item in page[items]]
 
 
+@client_check("instances.getOrCreate concurrent")
+def _(seen: Seen) -> None:
+    states = seen.value()
+    assert all(state == states[0] for state in states), "the racers saw different instances"
+    assert_state(states[0], "idle", 0, tags=[], done=False)
+
+
+@client_check("instances.sendEvent concurrent")
+def _(seen: Seen) -> None:
+    by_count = sorted(seen.value(), key=lambda state: state["publicContext"]["count"])
+    assert [s["publicContext"]["count"] for s in by_count] == [1, 2, 3, 4, 5], "one at a time"
+    stamps = [s["ts"] for s in by_count]
+    assert stamps == sorted(set(stamps)), "ts must grow with each transition"
+
+
 @client_check("instances.list")
 def _(seen: Seen) -> None:
-    assert len(seen.value()) == 2, "3 instances, 2 per page: the client follows the cursor"
+    assert len(seen.value()) == 2, "4 instances, 2 per page: the client follows the cursor"
     instances = {i["slug"]: i for i in _pages(seen, "instances")}
-    assert sorted(instances) == ["alice-1", "alice-2", "pinned"]
+    assert sorted(instances) == ["alice-1", "alice-2", "pinned", "racer"]
     v1, v2 = _version_ids(seen)
     assert instances["pinned"]["machineVersion"]["id"] == v1
     assert instances["alice-1"]["machineVersion"]["id"] == v2
@@ -290,6 +308,7 @@ def _(seen: Seen) -> None:
 
 
 @client_check("instances.get with orgId")
+@client_check("instances.get with apiHost ending in /")
 @client_check("instances.get by admin acting as owner")
 def _(seen: Seen) -> None:
     assert seen.value() == seen.of("instances.sendEvent object")

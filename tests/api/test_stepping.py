@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
 from api.app import build_runtime, create_app
 from api.bootstrap import init, open_database
@@ -23,9 +24,10 @@ from runtime.store import machines as machine_store
 from runtime.store import orgs as org_store
 from runtime.store import versions as version_store
 from runtime.store.clock import to_datetime
+from runtime.store.models import Instance as InstanceRow
 from runtime.store.models import Timer as TimerRow
-from tests.conftest import TEST_SECRET
-from tests.support.bundles import TOGGLER
+from tests.conftest import TEST_SECRET, Server
+from tests.support.bundles import TIMER, TOGGLER
 from tests.support.client import Admin, Api
 from tests.support.server import run_server
 
@@ -212,3 +214,28 @@ def test_a_machine_waiting_out_its_window_delays_no_other_instance(database_url:
         assert time.monotonic() - started < 2.0
         thread.join(20)
         assert hung and hung[0] >= 2.5
+
+
+def test_timers_armed_by_a_step_are_persisted_and_cancelled(server: Server, api: Api) -> None:
+    api.create_machine("timer", TIMER)
+    api.create_instance("timer", "t")
+    before = int(time.time() * 1000)
+    api.send("timer", "t", "start")
+    db = server.services.db
+
+    def pending() -> list[TimerRow]:
+        with db.transaction() as session:
+            instance_id = session.scalar(select(InstanceRow.id).where(InstanceRow.slug == "t"))
+            assert instance_id is not None
+            return instance_store.pending_timers(session, instance_id)
+
+    (armed,) = pending()
+    assert armed.event["type"].startswith("xstate.after(60000)")
+    assert before + 60_000 <= armed.due_at_ms <= int(time.time() * 1000) + 60_000
+    api.send("timer", "t", "stop")
+    assert pending() == []
+    api.send("timer", "t", "start")
+    assert len(pending()) == 1
+    assert api.delete_instance("timer", "t").status_code == 204
+    with db.transaction() as session:
+        assert session.scalar(select(TimerRow.id)) is None

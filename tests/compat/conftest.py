@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from tests.support import server as support_server
 from tests.support.databases import sqlite_url
-from tests.support.server import REPO
+from tests.support.server import REPO, run_server_processes
 
 COMPAT = Path(__file__).resolve().parent
 NODE_MODULES = COMPAT / "node_modules"
 SMPLY = NODE_MODULES / ".bin" / "smply"
+BACKSTATE = [sys.executable, "-m", "api.cli"]  # the `backstate` command of this checkout
 NODE_TIMEOUT_S = 60
 # Small pages, so that both clients' cursor handling runs (3 instances, 3 transitions).
 PAGE_SIZE = 2
@@ -105,20 +105,12 @@ def smply_home(compat_server: CompatServer, tmp_path_factory: pytest.TempPathFac
     return home
 
 
-BACKSTATE = [sys.executable, "-m", "api.cli"]
-
-
 @contextmanager
 def serve(database_url: str) -> Iterator[str]:
-    """One `backstate serve` process; its URL. (tests/support/server.py is moving from
-    `run_server_process` to `run_server_processes(count, ...)`; either works.)"""
+    """One `backstate serve` process on the database; its URL."""
     env = {"BACKSTATE_PAGE_SIZE": str(PAGE_SIZE)}
-    if hasattr(support_server, "run_server_processes"):
-        with support_server.run_server_processes(1, database_url, env=env) as urls:
-            yield urls[0]
-    else:
-        with support_server.run_server_process(database_url, env=env) as url:
-            yield url
+    with run_server_processes(1, database_url, env=env) as urls:
+        yield urls[0]
 
 
 def backstate_json(*args: str) -> dict[str, Any]:

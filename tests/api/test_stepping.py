@@ -173,13 +173,15 @@ def test_ts_stays_monotonic_when_the_clock_stands_still(
         assert api.ok("GET", "/machines/toggler/i/t")["ts"] == NOW + 3
 
 
-HANGING = """
+HOSTILE = """
 import { createMachine } from "npm:xstate";
 export default createMachine({
-  id: "hang",
+  id: "hostile",
   initial: "idle",
   states: {
-    idle: { on: { hang: "waiting", toggle: "other" } },
+    idle: {
+      on: { hang: "waiting", toggle: "other", spin: { actions: () => { while (true) {} } } },
+    },
     other: { on: { toggle: "idle" } },
     waiting: { invoke: { src: () => new Promise((r) => setTimeout(r, 600000)) } },
   },
@@ -190,30 +192,35 @@ export const allowWrite = () => true;
 
 
 @pytest.mark.slow
-def test_a_machine_waiting_out_its_window_delays_no_other_instance(database_url: str) -> None:
+@pytest.mark.parametrize(("event", "status"), [("hang", 200), ("spin", 400)])
+def test_a_hostile_step_delays_no_other_instance(
+    database_url: str, event: str, status: int
+) -> None:
+    """One instance waiting out its whole window, or spinning until its time limit, while
+    another instance's events go through at full speed."""
     settings = Settings(database_url=database_url, secret=TEST_SECRET, window_s=3.0)
     app = create_app(settings, runtime=build_runtime(settings, SystemClock()))
     made = init(settings, app.state.services.db)
     with run_server(app) as url, Api.for_key(url, made.key_id, made.secret) as api:
-        api.create_machine("hang", HANGING)
-        api.create_instance("hang", "slow")
-        api.create_instance("hang", "fast")
-        hung: list[float] = []
+        api.create_machine("hostile", HOSTILE)
+        api.create_instance("hostile", "slow")
+        api.create_instance("hostile", "fast")
+        took: list[float] = []
 
-        def hang() -> None:
+        def hostile() -> None:
             started = time.monotonic()
-            assert api.send("hang", "slow", "hang").status_code == 200
-            hung.append(time.monotonic() - started)
+            assert api.send("hostile", "slow", event).status_code == status
+            took.append(time.monotonic() - started)
 
-        thread = threading.Thread(target=hang)
+        thread = threading.Thread(target=hostile)
         thread.start()
         time.sleep(0.3)
         started = time.monotonic()
         for _ in range(5):
-            assert api.send("hang", "fast", "toggle").status_code == 200
+            assert api.send("hostile", "fast", "toggle").status_code == 200
         assert time.monotonic() - started < 2.0
         thread.join(20)
-        assert hung and hung[0] >= 2.5
+        assert took and took[0] >= 2.5
 
 
 def test_timers_armed_by_a_step_are_persisted_and_cancelled(server: Server, api: Api) -> None:

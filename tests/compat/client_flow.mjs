@@ -3,8 +3,8 @@
 // class the client raised) is recorded under a name and printed as one JSON object; the
 // assertions live in test_compat.py.
 //
-// env: API_URL (a server listing 2 items per page), ORG_ID, ADMIN_KEY_ID, ADMIN_SECRET (an admin key), PROD_KEY_ID, PROD_SECRET (a
-// production key), MACHINE (a machine name not used yet).
+// env: API_URL (a server listing 2 items per page), ORG_ID, ADMIN_KEY_ID and ADMIN_SECRET (an
+// admin key), PROD_KEY_ID and PROD_SECRET (a production key), MACHINE (a new machine name).
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 
@@ -34,10 +34,13 @@ function describeError(err) {
   if (!(err instanceof errors.ApiError)) {
     return { class: err?.constructor?.name ?? typeof err, message: String(err?.message ?? err) };
   }
-  // The most specific class: every class extends ApiError.
-  const match = ERROR_CLASSES.find(([, cls]) => err instanceof cls);
+  // The most specific class (MissingScopeError is also an UnauthorizedError, and so on).
+  const matches = ERROR_CLASSES.filter(([, cls]) => err instanceof cls);
+  const [name] = matches.find(([, cls]) =>
+    matches.every(([, other]) => other === cls || cls.prototype instanceof other),
+  ) ?? ["ApiError"];
   return {
-    class: match ? match[0] : "ApiError",
+    class: name,
     status: err.status,
     code: err.code ?? null,
     message: err.message,

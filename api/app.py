@@ -6,6 +6,7 @@ app = create_app(settings, runtime=..., clock=...)      # tests may swap the sea
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,8 +41,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        db.dispose()
+        timers = asyncio.create_task(services.scheduler.run()) if settings.timers_enabled else None
+        try:
+            yield
+        finally:
+            if timers is not None:
+                timers.cancel()
+                await asyncio.gather(timers, return_exceptions=True)
+            db.dispose()
 
     app = FastAPI(title="backstate", version="0.1.0", lifespan=lifespan)
     app.state.services = services

@@ -22,9 +22,16 @@ import secrets
 from typing import Any
 
 from runtime.clock import Clock
-from runtime.errors import BackstateError, BundleError, ContextError, InvalidRequestError
-from runtime.errors import MachineError, MemoryLimitError, RejectedByAuthorizerError
-from runtime.errors import StackOverflowError
+from runtime.errors import (
+    BackstateError,
+    BundleError,
+    ContextError,
+    InvalidRequestError,
+    MachineError,
+    MemoryLimitError,
+    RejectedByAuthorizerError,
+    StackOverflowError,
+)
 from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
@@ -61,7 +68,8 @@ class Step:
     def _classify(self, error: BackstateError) -> BackstateError:
         """Out of memory, QuickJS may not manage to allocate the error object and throws null
         instead: trust the VM's memory, not the message."""
-        if type(error) is MachineError and self.vm.linear_memory() + OOM_MARGIN >= self.vm.memory_limit:
+        near_cap = self.vm.linear_memory() + OOM_MARGIN >= self.vm.memory_limit
+        if type(error) is MachineError and near_cap:
             return MemoryLimitError("the machine ran out of memory (the VM's "
                                     f"{self.vm.memory_limit >> 20} MB limit)")
         return error

@@ -14,9 +14,11 @@ from api.services.machines import MachineService
 from api.services.orgs import OrgService
 from api.services.runtime_port import StepRuntime
 from api.services.stepping import Stepper
+from api.services.timers import build_scheduler
 from api.services.versions import Limits, VersionService
 from api.settings import Settings
 from runtime.clock import Clock
+from runtime.scheduler import Scheduler
 from runtime.store import Database
 
 
@@ -30,6 +32,7 @@ class Services:
     instances: InstanceService
     keys: KeyService
     orgs: OrgService
+    scheduler: Scheduler
 
 
 def build_services(
@@ -49,21 +52,23 @@ def build_services(
         raw_bytes=settings.max_bundle_bytes,
         upload_ttl_s=settings.upload_token_ttl_s,
     )
+    instances = InstanceService(
+        db,
+        clock,
+        runtime,
+        stepper=stepper,
+        bundles=Bundles(db, runtime),
+        max_event_bytes=settings.max_event_bytes,
+        page_size=page,
+    )
     return Services(
         settings=settings,
         db=db,
         auth=Authenticator(db, server_keys, settings),
         machines=MachineService(db, clock, page_size=page),
         versions=VersionService(db, clock, server_keys, runtime, limits=limits, page_size=page),
-        instances=InstanceService(
-            db,
-            clock,
-            runtime,
-            stepper=stepper,
-            bundles=Bundles(db, runtime),
-            max_event_bytes=settings.max_event_bytes,
-            page_size=page,
-        ),
+        instances=instances,
         keys=KeyService(db, server_keys, clock, page_size=page),
         orgs=OrgService(db, clock),
+        scheduler=build_scheduler(settings, db, clock, stepper, instances),
     )

@@ -23,9 +23,11 @@ from runtime.results import Macrostep, StepResult
 from runtime.store import Database
 from runtime.store import instances as instance_store
 from runtime.store import machines as machine_store
+from runtime.store import timers as timer_store
 from runtime.store import versions as version_store
 from runtime.store.clock import to_datetime
 from runtime.store.models import Instance, Machine, MachineVersion, Transition
+from runtime.store.timers import Claimed, TimerSuperseded
 
 
 def lock_key(org_id: uuid.UUID, machine_name: str, slug: str) -> str:
@@ -35,6 +37,17 @@ def lock_key(org_id: uuid.UUID, machine_name: str, slug: str) -> str:
 def _instance_id(org_id: uuid.UUID, machine_name: str, slug: str, session: Session) -> uuid.UUID:
     machine = machine_store.get(session, org_id, machine_name)
     return instance_store.get(session, machine, slug).id
+
+
+def _existing(session: Session, instance_id: uuid.UUID) -> Instance:
+    instance = instance_store.find(session, instance_id)
+    if instance is None:
+        raise NotFoundError("instance not found", parameter="instanceName")
+    return instance
+
+
+def _existing_instance(instance_id: uuid.UUID, session: Session) -> uuid.UUID:
+    return _existing(session, instance_id).id
 
 
 class InstanceService:
@@ -101,8 +114,7 @@ class InstanceService:
                 )
 
             result = await self._guarded(tracker, step)
-            if result.cut_off:
-                await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
+            await self._save_cut_off(lease, result, [])
             return tracker.wire()
 
     async def send(
@@ -131,10 +143,59 @@ class InstanceService:
                 )
 
             result = await self._guarded(tracker, step)
-            stored_cut_off = [] if tracker.committed else list(current.cut_off)
-            if result.cut_off != stored_cut_off:
-                await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
+            await self._save_cut_off(lease, result, current.cut_off)
             return tracker.wire()
+
+    async def deliver_timer(self, timer: Claimed) -> None:
+        """Deliver a due durable timer through the same serialized path as client events (no
+        authorizer: these are the machine's own events). The timer row is consumed in the
+        transaction of the delivery's first commit. Raises for the scheduler to retry (machine
+        failure, paused or busy instance) or drop (instance gone)."""
+        org_id, machine_name, slug = await self._stepper.db(self._timer_target, timer)
+        find = functools.partial(_existing_instance, timer.instance_id)
+        async with (
+            self._locks.hold(lock_key(org_id, machine_name, slug)),
+            self._stepper.leased(find) as (lease, current),
+        ):
+            if not await self._stepper.db(self._still_claimed, timer):
+                return                                    # cancelled or re-armed meanwhile
+            _ensure_running(current)
+            tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+
+            def consume(session: Session) -> None:
+                if not timer_store.consume(session, timer):
+                    raise TimerSuperseded(timer.send_id)
+
+            def step() -> StepResult:
+                return self._runtime.send(
+                    self._bundles.get(current.version_id),
+                    instance_name=slug,
+                    state_json=current.state_json,
+                    event=timer.event,
+                    auth_context={},
+                    on_commit=self._stepper.commit_hook(lease, tracker, with_first=consume),
+                    cut_off=list(current.cut_off),
+                    trusted=True,
+                )
+
+            try:
+                result: StepResult = await self._stepper.run_step(step)
+            except Exception as exc:
+                if isinstance(tracker.error, TimerSuperseded):
+                    return
+                raise (tracker.error or exc) from exc
+            if result.ignored:   # e.g. the machine is already in its final state
+                await self._stepper.db(self._consume, timer)
+            await self._save_cut_off(lease, result, current.cut_off)
+
+    async def _save_cut_off(
+        self, lease: instance_store.Lease, result: StepResult, before: list[str]
+    ) -> None:
+        """Each commit stored the services running after it; the step's end may differ (the
+        window cut them off, or the step ended early)."""
+        stored = list(result.final.running) if result.macrosteps else list(before)
+        if result.cut_off != stored:
+            await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
 
     async def read(self, principal: Principal, machine_name: str, slug: str) -> dict[str, Any]:
         """The instance's State, if its `allowRead` lets this caller see it."""
@@ -194,6 +255,21 @@ class InstanceService:
             else:
                 version_id = machine.current_version_id
             return machine, version_store.get_final(session, machine, version_id)
+
+    def _timer_target(self, timer: Claimed) -> tuple[uuid.UUID, str, str]:
+        with self._db.transaction() as session:
+            instance = _existing(session, timer.instance_id)
+            machine = session.get(Machine, instance.machine_id)
+            assert machine is not None   # instances cannot outlive their machine (RESTRICT)
+            return machine.org_id, machine.slug, instance.slug
+
+    def _still_claimed(self, timer: Claimed) -> bool:
+        with self._db.transaction() as session:
+            return timer_store.still_claimed(session, timer)
+
+    def _consume(self, timer: Claimed) -> None:
+        with self._db.transaction() as session:
+            timer_store.consume(session, timer)
 
     def _locate(self, org_id: uuid.UUID, machine_name: str, slug: str) -> Instance:
         with self._db.transaction() as session:

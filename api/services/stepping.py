@@ -82,6 +82,8 @@ class Stepper:
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._wait_s = lease_wait_s
         self.owner = process_owner()
+        # Called (from a step thread) after a commit armed timers: the scheduler's wake-up.
+        self.on_armed: Callable[[], None] | None = None
 
     async def run_step(self, fn: Callable[[], T]) -> T:
         """Run blocking runtime work on the step threads."""
@@ -176,16 +178,23 @@ class Stepper:
         lease: instance_store.Lease,
         tracker: Tracker,
         first: Callable[[Macrostep, int], instance_store.Committed] | None = None,
+        *,
+        with_first: Callable[[Session], None] | None = None,
     ) -> Callable[[Macrostep], None]:
         """The runtime's `on_commit`: one short fenced transaction per macrostep. `first`
-        writes the first macrostep of a creation (`None` when the instance already exists)."""
+        writes the first macrostep of a creation (`None` when the instance already exists);
+        `with_first` runs inside the first commit's transaction (a timer delivery consumes its
+        timer there, so the delivery and its effect on the state commit together or not at
+        all)."""
 
         def hook(step: Macrostep) -> None:
             try:
-                self._commit(lease, tracker, step, first)
+                self._commit(lease, tracker, step, first, with_first)
             except BaseException as exc:
                 tracker.error = exc
                 raise
+            if step.timers and self.on_armed is not None:
+                self.on_armed()
 
         return hook
 
@@ -195,12 +204,15 @@ class Stepper:
         tracker: Tracker,
         step: Macrostep,
         first: Callable[[Macrostep, int], instance_store.Committed] | None,
+        with_first: Callable[[Session], None] | None,
     ) -> None:
         ts = max(self._clock.now_ms(), tracker.ts + 1)
         if first is not None and tracker.committed == 0:
             done = first(step, ts)
         else:
             with self._db.transaction() as session:
+                if with_first is not None and tracker.committed == 0:
+                    with_first(session)
                 done = instance_store.commit(
                     session,
                     lease=lease,

@@ -40,14 +40,19 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
 
-from runtime.errors import MachineError, MemoryLimitError, SandboxError, StackOverflowError
-from runtime.errors import TimeLimitError
+from runtime.errors import (
+    MachineError,
+    MemoryLimitError,
+    SandboxError,
+    StackOverflowError,
+    TimeLimitError,
+)
 
 WASM_PATH = Path(__file__).parent / "wasm" / "sandbox.wasm"
 TICK_S = 0.005                # epoch tick: deadlines are enforced to within one tick
 JS_EVAL_SCRIPT, JS_EVAL_MODULE, JS_EVAL_COMPILE_ONLY = 0, 1, 1 << 5
-GUEST_STACK_LIMIT = 768 << 10
-GC_HEADROOM = 16 << 20         # bytes a cloned VM may allocate before QuickJS collects  # QuickJS's own check fires (RangeError) before the 1 MiB C stack ends
+GUEST_STACK_LIMIT = 768 << 10  # QuickJS's own check (RangeError) fires before the 1 MiB C stack ends
+GC_HEADROOM = 16 << 20         # bytes a cloned VM may allocate before QuickJS collects
 
 HostCall = Callable[[str], str]
 

@@ -8,7 +8,7 @@ step that lost its lease (expired, instance deleted) can never overwrite someone
 Timers are keyed by (instance, send_id). Re-arming an id that is still pending *replaces* it
 (new event and due time, attempts reset): last write wins, so an id names at most one pending
 delivery and a `cancel(id)` always leaves none. Cancels of a macrostep are applied before its
-new timers.
+new timers; a macrostep that reaches the machine's final state first drops them all.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def insert_first(
         view=view,
         ts=ts,
         seq=1,
-        cut_off=[],
+        cut_off=list(step.running),
         lease_owner=owner,
         lease_token=lease.token,
         lease_expires_at=lease_expires_at,
@@ -143,7 +143,9 @@ def commit(
             view=view,
             ts=ts,
             seq=seq,
-            cut_off=[],
+            # The services running after this macrostep: if the step never reaches its end
+            # (a crash), these are the ones the next step fails with error.platform first.
+            cut_off=list(step.running),
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -221,6 +223,8 @@ def _record(
             created_at=now,
         )
     )
+    if step.clear_timers:   # the machine reached its final state: XState drops its timers
+        session.execute(delete(Timer).where(Timer.instance_id == instance_id))
     if step.cancels:
         session.execute(
             delete(Timer).where(Timer.instance_id == instance_id, Timer.send_id.in_(step.cancels))

@@ -29,6 +29,11 @@ from sqlalchemy.orm import Session
 from runtime.store.models import Timer
 
 
+class TimerSuperseded(Exception):
+    """The claimed timer was cancelled, re-armed or re-claimed before its delivery committed:
+    the delivery is stale and must write nothing."""
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A due timer this process now holds the right to deliver."""

@@ -62,13 +62,21 @@ def create_app(
 
 def build_runtime(settings: Settings, clock: Clock) -> StepRuntime:
     from runtime.engine import Runtime, RuntimeLimits  # heavy: compiles the wasm sandbox
+    from runtime.sandbox.fetch import EgressPolicy, Fetcher
 
     limits = RuntimeLimits(
         memory_bytes=settings.memory_bytes,
         window_s=settings.window_s,
+        slice_s=settings.slice_s,
         event_bytes=settings.max_event_bytes,
     )
-    return Runtime(limits, clock=clock)
+    policy = EgressPolicy(
+        allow_loopback=settings.fetch_allow_loopback,
+        allow_private=settings.fetch_allow_private,
+        allowed_hosts=frozenset(h.lower() for h in settings.fetch_allowed_hosts),
+        timeout_s=settings.fetch_timeout_s,
+    )
+    return Runtime(limits, clock=clock, fetcher=Fetcher(policy))
 
 
 def services_of(app: FastAPI) -> Services:

@@ -34,7 +34,14 @@ class Settings(BaseSettings):
 
     # Runtime limits, handed to `runtime.engine.RuntimeLimits`.
     window_s: float = 90.0
+    slice_s: float = 10.0   # longest synchronous run of a machine's JavaScript
     memory_bytes: int = 128 * 1024 * 1024
+    # Machines' fetch egress (runtime/sandbox/fetch.py): by default no loopback, private or
+    # link-local destinations. An allow-list, when set, is the only destinations permitted.
+    fetch_allow_loopback: bool = False
+    fetch_allow_private: bool = False
+    fetch_allowed_hosts: list[str] = []
+    fetch_timeout_s: float = 30.0
     step_threads: int = 64
 
     # Per-instance serialization across processes (see runtime/store/leases.py).

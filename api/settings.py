@@ -49,11 +49,12 @@ class Settings(BaseSettings):
     lease_wait_s: float = 150.0
 
     # Durable timers (runtime/scheduler.py): how often the database is polled for timers armed
-    # by other processes (this process's own wake it at once), how long a claim outlives the
-    # settle window, and the retry policy for deliveries that fail.
+    # by other processes (this process's own wake it at once), how long a claim keeps other
+    # processes away (also how soon a crashed process's claimed timers are delivered by
+    # another), and the retry policy for deliveries that fail.
     timers_enabled: bool = True
     timer_poll_s: float = 1.0
-    timer_claim_margin_s: float = 30.0
+    timer_claim_s: float = 15.0
     timer_attempts: int = 5
     timer_retry_s: float = 30.0
     timer_concurrency: int = 32

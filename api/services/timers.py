@@ -53,11 +53,11 @@ class TimerTable:
 
 def build_scheduler(settings: Settings, db: Database, clock: Clock, stepper: Stepper,
                     instances: InstanceService) -> Scheduler:
-    # A claim outlives the longest delivery (a whole settle window) so that no other process
-    # re-claims a timer whose delivery is still running; a crashed process's claims are
-    # picked up once they expire.
-    claim_ms = int((settings.window_s + settings.timer_claim_margin_s) * 1000)
-    table = TimerTable(db, stepper, claim_ms=claim_ms)
+    # A claim need only cover claim -> instance lease -> first commit, where the timer is
+    # consumed (fenced by the claim). If it expires first (the instance was busy) and another
+    # process claims the timer, whichever delivery commits first consumes it and the other
+    # finds it gone and writes nothing. A crashed process's claims are free again after this.
+    table = TimerTable(db, stepper, claim_ms=int(settings.timer_claim_s * 1000))
     scheduler = Scheduler(
         table,
         instances.deliver_timer,

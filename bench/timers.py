@@ -1,0 +1,133 @@
+"""Timer benchmark: lateness of durable timers fired by a real `backstate serve` process.
+
+Arms 10,000 timers (200 instances x 50 delayed sends, by default) due evenly over 10 s, waits
+until all have fired, and prints the lateness — the commit time of the transition each timer
+delivered minus the due time stored with it — as p50 / p99 / max, plus the delivery rate.
+
+Target (issue #4): p99 lateness <= 50 ms.
+
+    python bench/timers.py [--instances 200] [--per-instance 50] [--spread 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from api.tokens import mint  # noqa: E402
+from tests.support.client import Api  # noqa: E402
+from tests.support.server import run_server_processes  # noqa: E402
+
+TICKER = """
+import { createMachine, assign, send, pure } from "npm:xstate";
+export default createMachine({
+  id: "ticker", predictableActionArguments: true, initial: "on", context: { ticks: 0 },
+  states: { on: { on: {
+    arm: { actions: pure((c, e) => e.timers.map((t) =>
+      send({ type: "tick", id: t.id }, { delay: Math.max(0, t.at - Date.now()), id: t.id }))) },
+    tick: { actions: assign({ ticks: (c) => c.ticks + 1 }) },
+  } } },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--per-instance", type=int, default=50)
+    parser.add_argument("--spread", type=float, default=10.0, help="seconds the timers span")
+    parser.add_argument("--lead", type=float, default=20.0,
+                        help="seconds from the start of arming to the first due time")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database_url = f"sqlite:///{tmp}/timers.db"
+        out = subprocess.run([sys.executable, "-m", "api.cli", "init", "--json",
+                              "--database-url", database_url], cwd=REPO, check=True,
+                             capture_output=True, text=True)
+        keys = json.loads(out.stdout)
+        with run_server_processes(1, database_url) as (url,):
+            token = mint(keys["keyId"], keys["secret"], expires_in_s=3600)
+            with Api(url, token) as api:
+                api.create_machine("ticker", TICKER)
+                slugs = [f"t{i}" for i in range(args.instances)]
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(lambda s: api.ok("POST", "/machines/ticker", {"slug": s}), slugs))
+                total = args.instances * args.per_instance
+                first_due = time.time() * 1000 + args.lead * 1000
+                step = args.spread * 1000 / total
+
+                def arm(index: int) -> None:
+                    timers = [{"id": f"k{k}", "at": first_due + (k * args.instances + index) * step}
+                              for k in range(args.per_instance)]
+                    api.ok("POST", f"/machines/ticker/i/{slugs[index]}/events",
+                           {"event": {"type": "arm", "timers": timers}})
+
+                t0 = time.time()
+                with ThreadPoolExecutor(8) as pool:
+                    list(pool.map(arm, range(args.instances)))
+                armed_s = time.time() - t0
+                if time.time() * 1000 > first_due:
+                    print(f"arming took {armed_s:.1f} s, past the first due time: raise --lead")
+                    return
+                engine = create_engine(database_url)
+                with engine.connect() as conn:
+                    due = {(r[0], r[1]): r[2] for r in conn.execute(
+                        text("SELECT instance_id, send_id, due_at_ms FROM timers"))}
+                print(f"armed {len(due)} timers in {armed_s:.1f} s; due over {args.spread:.0f} s")
+                deadline = first_due / 1000 + args.spread + 120
+                while time.time() < deadline:
+                    with engine.connect() as conn:
+                        left = conn.execute(text("SELECT count(*) FROM timers")).scalar_one()
+                    if left == 0:
+                        break
+                    time.sleep(0.5)
+                with engine.connect() as conn:
+                    fired = conn.execute(text(
+                        "SELECT instance_id, event, created_at FROM transitions")).all()
+                engine.dispose()
+    lateness = []
+    for instance_id, event, created_at in fired:
+        event = json.loads(event) if isinstance(event, str) else event
+        if event.get("type") != "tick":
+            continue
+        fired_ms = _epoch_ms(created_at)
+        lateness.append(fired_ms - due[(instance_id, event["id"])])
+    print(f"fired {len(lateness)} of {len(due)} timers")
+    if lateness:
+        print(f"lateness (fired-at minus due-at): p50 {statistics.median(lateness):.1f} ms   "
+              f"p99 {percentile(lateness, 0.99):.1f} ms   max {max(lateness):.1f} ms   "
+              f"min {min(lateness):.1f} ms")
+
+
+def _epoch_ms(value: object) -> float:
+    from datetime import UTC, datetime
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp() * 1000
+
+
+if __name__ == "__main__":
+    main()

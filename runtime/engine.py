@@ -16,34 +16,23 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime.clock import Clock, SystemClock
 from runtime.errors import BundleError, MachineError, SandboxError
+from runtime.limits import RuntimeLimits
 from runtime.results import CommitHook, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM, Engine, Snapshot
 from runtime.step import Step
 
+__all__ = ["LoadedVersion", "Runtime", "RuntimeLimits"]
+
 JS_DIR = Path(__file__).resolve().parent.parent / "js_shims"
 XSTATE_ESM = Path("node_modules") / "xstate" / "dist" / "xstate.web.js"
 ALLOWED_IMPORTS = ("npm:xstate", "xstate")
-
-
-@dataclass(frozen=True)
-class RuntimeLimits:
-    memory_bytes: int = 128 << 20     # linear memory of one VM
-    window_s: float = 90.0            # settle window of one step, fetch waits included
-    slice_s: float = 10.0             # longest synchronous run of JS (a loop is stopped here)
-    load_s: float = 5.0               # evaluating a bundle's top level
-    context_bytes: int = 400_000      # persisted context, UTF-8 JSON
-    event_bytes: int = 400_000        # one event, UTF-8 JSON
-    max_macrosteps: int = 1_000       # per step: a machine that sends itself events forever
-    pool_size: int = 4                # idle VMs kept per version
-    cached_versions: int = 64
 
 
 class LoadedVersion:

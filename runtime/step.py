@@ -19,7 +19,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import secrets
-from typing import Any
+from typing import Any, Literal
 
 from runtime.clock import Clock
 from runtime.errors import (
@@ -32,6 +32,7 @@ from runtime.errors import (
     RejectedByAuthorizerError,
     StackOverflowError,
 )
+from runtime.limits import RuntimeLimits
 from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
@@ -41,7 +42,7 @@ OOM_MARGIN = 1 << 20   # a VM this close to its cap that reports an error ran ou
 
 
 class Step:
-    def __init__(self, vm: VM, limits: Any, clock: Clock, fetcher: Fetcher):
+    def __init__(self, vm: VM, limits: RuntimeLimits, clock: Clock, fetcher: Fetcher):
         self.vm = vm
         self.limits = limits
         self.clock = clock
@@ -224,7 +225,7 @@ def encode_request(args: dict[str, Any]) -> str:
 
 
 def _log(line: dict[str, Any]) -> LogLine:
-    stream = "stderr" if line.get("stream") == "stderr" else "stdout"
+    stream: Literal["stdout", "stderr"] = "stderr" if line.get("stream") == "stderr" else "stdout"
     return LogLine(int(line.get("ts") or 0), stream, str(line.get("text", "")))
 
 

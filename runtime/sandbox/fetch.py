@@ -16,7 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -137,7 +137,7 @@ class Fetcher:
         }
 
 
-def _with_host(parts: Any, address: str, port: int) -> str:
+def _with_host(parts: SplitResult, address: str, port: int) -> str:
     ip = ipaddress.ip_address(address)
     host = f"[{address}]" if ip.version == 6 else address
     return urlunsplit((parts.scheme, f"{host}:{port}", parts.path or "/", parts.query, ""))

@@ -51,7 +51,7 @@ from runtime.errors import (
 WASM_PATH = Path(__file__).parent / "wasm" / "sandbox.wasm"
 TICK_S = 0.005                # epoch tick: deadlines are enforced to within one tick
 JS_EVAL_SCRIPT, JS_EVAL_MODULE, JS_EVAL_COMPILE_ONLY = 0, 1, 1 << 5
-GUEST_STACK_LIMIT = 768 << 10  # QuickJS's own check (RangeError) fires before the 1 MiB C stack ends
+GUEST_STACK_LIMIT = 768 << 10  # QuickJS's own RangeError comes before the 1 MiB C stack ends
 GC_HEADROOM = 16 << 20         # bytes a cloned VM may allocate before QuickJS collects
 
 HostCall = Callable[[str], str]

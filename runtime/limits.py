@@ -1,0 +1,18 @@
+"""The limits one step runs under; defaults follow State Backed's documented limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RuntimeLimits:
+    memory_bytes: int = 128 << 20     # linear memory of one VM
+    window_s: float = 90.0            # settle window of one step, fetch waits included
+    slice_s: float = 10.0             # longest synchronous run of JS (a loop is stopped here)
+    load_s: float = 5.0               # evaluating a bundle's top level
+    context_bytes: int = 400_000      # persisted context, UTF-8 JSON
+    event_bytes: int = 400_000        # one event, UTF-8 JSON
+    max_macrosteps: int = 1_000       # per step: a machine that sends itself events forever
+    pool_size: int = 4                # idle VMs kept per version
+    cached_versions: int = 64

@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runtime.engine import Runtime, RuntimeLimits  # noqa: E402
-from runtime.sandbox.fetch import EgressPolicy, Fetcher  # noqa: E402
+from runtime.engine import Runtime, RuntimeLimits
+from runtime.sandbox.fetch import EgressPolicy, Fetcher
 
 TOGGLE = """
 import { createMachine, assign } from "npm:xstate";

@@ -46,6 +46,7 @@ class Recorder:
     delay_s: float = 0.0
     status: int = 200
     body: bytes = b'{"n": 41}'
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -61,6 +62,8 @@ def http_server() -> Iterator[Recorder]:
                                  "body": self.rfile.read(length).decode()})
             time.sleep(rec.delay_s)
             self.send_response(rec.status)
+            for name, value in rec.headers.items():
+                self.send_header(name, value)
             self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(rec.body)))
             self.end_headers()

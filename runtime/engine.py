@@ -25,6 +25,7 @@ from runtime.limits import RuntimeLimits
 from runtime.results import CommitHook, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
+from runtime.sandbox.prelude import prelude_source
 from runtime.sandbox.vm import VM, Engine, Snapshot
 from runtime.step import Step
 
@@ -78,7 +79,7 @@ class Runtime:
         """Prelude and xstate, evaluated once per process; every version starts from here."""
         vm = self.engine.new_vm(self.limits.memory_bytes)
         vm.set_deadline(30.0)
-        vm.eval((js_dir / "prelude.js").read_text(), "prelude.js")
+        vm.eval(prelude_source(js_dir), "prelude.js")
         vm.compile_module((js_dir / XSTATE_ESM).read_text(), "npm:xstate")
         vm.compile_module('export * from "npm:xstate";', "xstate")
         vm.eval_module('import "npm:xstate";', "<xstate>")

@@ -1,5 +1,5 @@
-"""The web-standard globals of js_shims/prelude.js, in the real sandbox, as machine code meets
-them; and runtime/sandbox/hostcalls.py, the host side of their synchronous bridge.
+"""The web-standard globals of the prelude (js_shims/prelude/), in the real sandbox, as machine
+code meets them; and runtime/sandbox/hostcalls.py, the host side of their synchronous bridge.
 
 Every VM test runs twice: on the engine as built, and on a "bare" engine whose optional
 built-ins (queueMicrotask, atob, DOMException, native base64...) were deleted before the
@@ -19,9 +19,10 @@ import pytest
 
 from runtime.errors import MachineError
 from runtime.sandbox import hostcalls
+from runtime.sandbox.prelude import prelude_source
 from runtime.sandbox.vm import VM, Engine, Snapshot
 
-PRELUDE = Path(__file__).parents[2] / "js_shims" / "prelude.js"
+PRELUDE = prelude_source(Path(__file__).parents[2] / "js_shims")
 TRUNCATED = "[backstate] log output truncated"
 # Built-ins the prelude uses when the engine has them and polyfills (or works around) when not.
 OPTIONAL_BUILTINS = ["globalThis.queueMicrotask", "globalThis.atob", "globalThis.btoa",
@@ -40,7 +41,7 @@ def snapshot(request: pytest.FixtureRequest, engine: Engine) -> Snapshot:
     vm = engine.new_vm()
     if request.param == "bare":
         vm.eval(";".join(f"delete {name}" for name in OPTIONAL_BUILTINS))
-    vm.eval(PRELUDE.read_text(), "prelude.js")
+    vm.eval(PRELUDE, "prelude.js")
     return vm.snapshot()
 
 
@@ -96,7 +97,7 @@ def test_user_code_cannot_replace_the_driver_protocol(vm: VM) -> None:
 def test_host_errors_reject_with_the_hosts_message(engine: Engine) -> None:
     # Native base64 only: the bare engine's JS fallback would take a minute over 10 MB.
     vm = engine.new_vm()
-    vm.eval(PRELUDE.read_text(), "prelude.js")
+    vm.eval(PRELUDE, "prelude.js")
     outcome = js_async(vm, "await crypto.subtle.digest('SHA-256', new Uint8Array(10 * 2**20 + 3))")
     assert outcome["error"]["name"] == "OperationError"
     assert "larger than" in outcome["error"]["message"]

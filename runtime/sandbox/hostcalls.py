@@ -1,6 +1,6 @@
 """The Python side of the VM's synchronous host bridge.
 
-The prelude (`js_shims/prelude.js`) calls `__host_call(json) -> json` for what JavaScript cannot
+The prelude (`js_shims/prelude/`) calls `__host_call(json) -> json` for what JavaScript cannot
 do well or safely by itself inside the sandbox:
 
     {"op": "random", "n": 16}                              -> {"b64": ...}   n bytes from `secrets`

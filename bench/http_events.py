@@ -7,8 +7,8 @@ durably committed transition (SQLite in WAL mode, or PostgreSQL).
 
 Targets (issue #3): >= 500 events/s on SQLite and p99 <= 50 ms at 16 clients.
 
-    python bench/http_events.py                      # SQLite (a temporary file)
-    python bench/http_events.py --postgres URL       # PostgreSQL (e.g. from scripts/start-postgres.sh)
+    python bench/http_events.py                  # SQLite (a temporary file)
+    python bench/http_events.py --postgres URL   # PostgreSQL (e.g. scripts/start-postgres.sh)
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ import { createMachine, assign } from "npm:xstate";
 export default createMachine({
   id: "counter", predictableActionArguments: true, initial: "counting",
   context: { count: 0, public: { count: 0 } },
-  states: { counting: { on: { inc: { actions: assign((c) => ({ count: c.count + 1,
-                                                               public: { count: c.count + 1 } })) } } } },
+  states: { counting: { on: { inc: { actions: assign((c) => ({
+    count: c.count + 1,
+    public: { count: c.count + 1 },
+  })) } } } },
 });
 export const allowRead = () => true;
 export const allowWrite = () => true;
@@ -90,7 +92,8 @@ async def generate(url: str, token: str, clients: int, events: int, instances: i
         await asyncio.gather(*(client(http) for _ in range(clients)))
         elapsed = time.perf_counter() - started
     return {"events": len(latencies), "errors": errors, "elapsed": elapsed,
-            "p50": statistics.median(latencies), "p99": sorted(latencies)[int(0.99 * len(latencies))]}
+            "p50": statistics.median(latencies),
+            "p99": sorted(latencies)[int(0.99 * len(latencies))]}
 
 
 def run_generator(url: str, token: str, clients: int, events: int, instances: int) -> dict:

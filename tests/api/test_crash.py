@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.client import Api, Admin
+from tests.support.client import Admin, Api
 from tests.support.server import REPO, _wait_healthy, free_port
 
 pytestmark = pytest.mark.slow
@@ -36,16 +35,22 @@ pytestmark = pytest.mark.slow
 CRASHY = """
 import { createMachine, assign, send, pure } from "npm:xstate";
 export default createMachine({
-  id: "crashy", predictableActionArguments: true, initial: "live", context: { count: 0, ticks: 0 },
+  id: "crashy", predictableActionArguments: true, initial: "live",
+  context: { count: 0, ticks: 0 },
   states: {
     live: { on: {
       inc: { actions: assign({ count: (c) => c.count + 1 }) },
-      arm: { actions: pure((c, e) => send({ type: "tick", id: e.id }, { delay: e.delay, id: e.id })) },
+      arm: { actions: pure((c, e) =>
+        send({ type: "tick", id: e.id }, { delay: e.delay, id: e.id })) },
       tick: { actions: assign({ ticks: (c) => c.ticks + 1 }) },
       hang: "waiting",
     } },
     waiting: {
-      invoke: { src: () => fetch(HANG_URL).then((r) => r.text()), onDone: "live", onError: "failed" },
+      invoke: {
+        src: () => fetch(HANG_URL).then((r) => r.text()),
+        onDone: "live",
+        onError: "failed",
+      },
     },
     failed: { on: { poke: "live" } },
   },
@@ -100,7 +105,8 @@ def transitions(api: Api, slug: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = ""
     while True:
-        page = api.ok("GET", f"/machines/crashy/i/{slug}/events" + (f"?cursor={cursor}" if cursor else ""))
+        query = f"?cursor={cursor}" if cursor else ""
+        page = api.ok("GET", f"/machines/crashy/i/{slug}/events" + query)
         out += page["transitions"]
         if not page.get("cursor"):
             return out
@@ -171,8 +177,10 @@ def test_sigkill_mid_load_loses_nothing_acknowledged_and_fires_every_timer_once(
             history = transitions(api, slug)
             ids = collections.Counter(e["event"].get("id") for e in history
                                       if e["event"]["type"] in ("inc", "tick"))
-            assert all(ids[e] == 1 for e in acked_incs[slug]), f"{slug}: an acknowledged event is missing or doubled"
-            assert all(ids[t] == 1 for t in acked_timers[slug]), f"{slug}: a timer fired other than once"
+            assert all(ids[e] == 1 for e in acked_incs[slug]), \
+                f"{slug}: an acknowledged event is missing or doubled"
+            assert all(ids[t] == 1 for t in acked_timers[slug]), \
+                f"{slug}: a timer fired other than once"
             assert max(ids.values(), default=1) == 1, f"{slug}: something was applied twice"
             ctx = api.ok("GET", f"/machines/crashy/i/{slug}/admin")["context"]
             assert ctx["count"] == sum(1 for e in history if e["event"]["type"] == "inc")

@@ -130,7 +130,8 @@ def test_after_fires_when_due_and_not_before(timed: Server, clock: FakeClock):
         assert state(api, "timer")["state"] == "waiting"
         clock.advance(0.1)
         eventually(lambda: state(api, "timer")["state"] == "rang")
-        events = [t["event"]["type"] for t in api.ok("GET", "/machines/timer/i/i1/events")["transitions"]]
+        history = api.ok("GET", "/machines/timer/i/i1/events")["transitions"]
+        events = [t["event"]["type"] for t in history]
         assert events == ["xstate.init", "start", "xstate.after(60000)#timer.waiting"]
         assert timers(timed) == []
 
@@ -184,13 +185,15 @@ def test_a_paused_instance_gets_its_timer_retried_then_delivered_once_resumed(
         api.request("PUT", "/machines/timer/i/i1/status", {"status": "paused"})
         clock.advance(60)
         eventually(lambda: [t.attempts for t in timers(timed)] == [1],
-                   describe=lambda: [(t.attempts, t.due_at_ms, t.claimed_by) for t in timers(timed)])
+                   describe=lambda: [(t.attempts, t.due_at_ms, t.claimed_by)
+                                     for t in timers(timed)])
         assert state(api, "timer")["state"] == "waiting"
         api.request("PUT", "/machines/timer/i/i1/status", {"status": "running"})
         clock.advance(30)
         eventually(lambda: state(api, "timer")["state"] == "rang",
                    describe=lambda: (state(api, "timer")["state"],
-                                     [(t.attempts, t.due_at_ms, t.claimed_by) for t in timers(timed)],
+                                     [(t.attempts, t.due_at_ms, t.claimed_by)
+                                      for t in timers(timed)],
                                      clock.now_ms()))
 
 

@@ -7,8 +7,15 @@ import time
 import pytest
 
 from runtime.engine import Runtime
-from runtime.errors import BundleError, MachineError, MemoryLimitError, RejectedByAuthorizerError
-from runtime.errors import SandboxError, StackOverflowError, TimeLimitError
+from runtime.errors import (
+    BundleError,
+    MachineError,
+    MemoryLimitError,
+    RejectedByAuthorizerError,
+    SandboxError,
+    StackOverflowError,
+    TimeLimitError,
+)
 from tests.runtime.conftest import bundle
 
 HEALTHY = bundle("""{ id: "ok", predictableActionArguments: true, initial: "a",
@@ -16,8 +23,11 @@ HEALTHY = bundle("""{ id: "ok", predictableActionArguments: true, initial: "a",
 
 
 def on_go(action: str = "() => {}", cond: str = "() => true") -> str:
-    return bundle("""{ id: "h", predictableActionArguments: true, initial: "a", context: { x: 0 },
-      states: { a: { on: { GO: { target: "b", cond: %s, actions: %s } } }, b: {} } }""" % (cond, action))
+    machine = """{ id: "h", predictableActionArguments: true, initial: "a", context: { x: 0 },
+      states: {
+        a: { on: { GO: { target: "b", cond: __COND__, actions: __ACTION__ } } },
+        b: {} } }"""
+    return bundle(machine.replace("__COND__", cond).replace("__ACTION__", action))
 
 
 def step(rt: Runtime, source: str, event: str = "GO", auth: dict | None = None):
@@ -42,16 +52,21 @@ def host_keeps_working(tight_runtime: Runtime):
 
 @pytest.mark.parametrize(("name", "source", "error", "message"), [
     ("loop in an action", on_go(action="() => { while (true) {} }"), TimeLimitError, "time limit"),
-    ("loop that swallows exceptions", on_go(action="() => { for (;;) { try { while (true) {} } catch (e) {} } }"),
+    ("loop that swallows exceptions",
+     on_go(action="() => { for (;;) { try { while (true) {} } catch (e) {} } }"),
      TimeLimitError, "time limit"),
     ("loop in a guard", on_go(cond="() => { while (true) {} }"), TimeLimitError, "time limit"),
-    ("ReDoS", on_go(action="() => /(a+)+$/.test('a'.repeat(40) + 'b')"), TimeLimitError, "time limit"),
-    ("buffer memory bomb", on_go(action="() => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }"),
+    ("ReDoS", on_go(action="() => /(a+)+$/.test('a'.repeat(40) + 'b')"),
+     TimeLimitError, "time limit"),
+    ("buffer memory bomb",
+     on_go(action="() => { const a = []; for (;;) a.push(new ArrayBuffer(1 << 20)); }"),
      MemoryLimitError, "out of memory"),
     # Small objects are GC-bound: whichever limit comes first stops them, both cleanly.
-    ("object memory bomb", on_go(action="() => { const a = []; for (let i = 0; ; i++) a.push({ i, s: 'a' + i }); }"),
+    ("object memory bomb",
+     on_go(action="() => { const a = []; for (let i = 0; ; i++) a.push({ i, s: 'a' + i }); }"),
      SandboxError, "out of memory|time limit"),
-    ("array memory bomb", on_go(action="() => { const a = []; for (;;) a.push(new Array(1 << 16).fill(7)); }"),
+    ("array memory bomb",
+     on_go(action="() => { const a = []; for (;;) a.push(new Array(1 << 16).fill(7)); }"),
      SandboxError, "out of memory|time limit"),
     ("string memory bomb", on_go(action="() => { let s = 'x'; for (;;) s += s; }"),
      MachineError, "out of memory|string too long"),
@@ -59,8 +74,10 @@ def host_keeps_working(tight_runtime: Runtime):
      StackOverflowError, "stack"),
     ("deeply nested JSON.parse", on_go(action="() => JSON.parse('['.repeat(1e6))"),
      StackOverflowError, "stack"),
-    ("touching process", on_go(action="() => process.exit(1)"), MachineError, "process is not defined"),
-    ("touching require", on_go(action="() => require('fs')"), MachineError, "require is not defined"),
+    ("touching process", on_go(action="() => process.exit(1)"), MachineError,
+     "process is not defined"),
+    ("touching require", on_go(action="() => require('fs')"), MachineError,
+     "require is not defined"),
     ("touching Deno", on_go(action="() => Deno.readFileSync('/etc/passwd')"), MachineError,
      "Deno is not defined"),
 ])
@@ -89,8 +106,12 @@ def test_hostile_authorizers(tight_runtime: Runtime, name: str, allow_write: str
 def test_a_microtask_loop_in_a_service_is_stopped_after_the_committed_transition(
         tight_runtime: Runtime):
     source = bundle("""{ id: "jobs", predictableActionArguments: true, initial: "a",
-      states: { a: { on: { GO: "b" } },
-                b: { invoke: { src: () => new Promise(() => { const f = () => Promise.resolve().then(f); f(); }) } } } }""")
+      states: {
+        a: { on: { GO: "b" } },
+        b: { invoke: { src: () => new Promise(() => {
+          const f = () => Promise.resolve().then(f);
+          f();
+        }) } } } }""")
     version = tight_runtime.load(source, source)
     first = tight_runtime.create(version, instance_name="i", context=None, auth_context={},
                                  on_commit=lambda m: None)
@@ -106,9 +127,11 @@ def test_a_microtask_loop_in_a_service_is_stopped_after_the_committed_transition
     ("import fs from 'fs'; export default 1;", "imports 'fs'"),
     ("import { createHash } from 'node:crypto'; export default 1;", "imports 'node:crypto'"),
     ("export default {", "not a valid ES module: SyntaxError"),
-    ("export default 42; export const allowRead = () => true; export const allowWrite = () => true;",
+    ("export default 42; export const allowRead = () => true;"
+     " export const allowWrite = () => true;",
      "default export must be an XState 4 machine"),
-    (bundle("{ initial: 'a', states: { a: {} } }").replace("export const allowRead", "const allowRead"),
+    (bundle("{ initial: 'a', states: { a: {} } }")
+     .replace("export const allowRead", "const allowRead"),
      "allowRead"),
     ("process.env.X; export default 1;", "process is not defined"),
     ("while (true) {}", "time limit"),

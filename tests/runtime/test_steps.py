@@ -8,8 +8,12 @@ from typing import Any
 import pytest
 
 from runtime.engine import Runtime
-from runtime.errors import ContextError, InvalidRequestError, MachineError
-from runtime.errors import RejectedByAuthorizerError
+from runtime.errors import (
+    ContextError,
+    InvalidRequestError,
+    MachineError,
+    RejectedByAuthorizerError,
+)
 from runtime.results import Macrostep, StepResult
 from tests.runtime.conftest import Recorder, bundle
 
@@ -23,8 +27,9 @@ TOGGLE = bundle("""{
   },
 }""", allow_read="({ authContext, context }) => authContext.sub === context.owner",
     allow_write="""(req) => req.authContext.sub === "owner" &&
-      (req.type === "initialization" ? req.context.count === 10 && req.state === undefined
-                                      : typeof req.event === "object" && req.state !== undefined)""")
+      (req.type === "initialization"
+        ? req.context.count === 10 && req.state === undefined
+        : typeof req.event === "object" && req.state !== undefined)""")
 
 OWNER = {"sub": "owner"}
 
@@ -41,10 +46,12 @@ def create(rt: Runtime, source: str, context: dict[str, Any] | None = None,
                      on_commit=Commits())
 
 
-def send(rt: Runtime, source: str, prev: StepResult, event: Any, *, auth: dict[str, Any] | None = None,
-         commits: Commits | None = None, **kw: Any) -> StepResult:
+def send(rt: Runtime, source: str, prev: StepResult, event: Any, *,
+         auth: dict[str, Any] | None = None, commits: Commits | None = None,
+         **kw: Any) -> StepResult:
     return rt.send(rt.load(source, source), instance_name="i1", state_json=prev.final.state_json,
-                   event=event, auth_context=auth or {}, on_commit=commits if commits is not None else Commits(), **kw)
+                   event=event, auth_context=auth or {},
+                   on_commit=commits if commits is not None else Commits(), **kw)
 
 
 def test_create_merges_context_over_the_machines_and_authorizes_initialization(runtime: Runtime):
@@ -144,8 +151,14 @@ def test_guards_and_contexts_that_cannot_be_persisted_change_nothing(
 TIMERS = bundle("""{
   id: "timers", predictableActionArguments: true, initial: "idle",
   states: {
-    idle: { on: { ARM: { target: "waiting", actions: send({ type: "PING", n: 1 }, { delay: 5000, id: "ping" }) } } },
-    waiting: { after: { 1000: "expired" }, on: { DISARM: { target: "idle", actions: cancel("ping") } } },
+    idle: { on: { ARM: {
+      target: "waiting",
+      actions: send({ type: "PING", n: 1 }, { delay: 5000, id: "ping" }),
+    } } },
+    waiting: {
+      after: { 1000: "expired" },
+      on: { DISARM: { target: "idle", actions: cancel("ping") } },
+    },
     expired: {},
   },
 }""")
@@ -171,18 +184,23 @@ def test_a_timer_event_is_delivered_as_trusted(runtime: Runtime):
 
 
 def fetching(url: str) -> str:
-    return bundle("""{
+    machine = """{
   id: "f", predictableActionArguments: true, initial: "idle", context: { n: 0 },
   states: {
     idle: { on: { GO: "loading" } },
-    loading: { invoke: { src: async () => { const r = await fetch(%s, { method: "POST", body: "hi" });
-                                            if (!r.ok) throw new Error("HTTP " + r.status);
-                                            return (await r.json()).n + 1; },
-                         onDone: { target: "done", actions: assign({ n: (c, e) => e.data }) },
-                         onError: { target: "failed", actions: assign({ n: () => -1 }) } } },
+    loading: { invoke: {
+      src: async () => {
+        const r = await fetch(__URL__, { method: "POST", body: "hi" });
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        return (await r.json()).n + 1;
+      },
+      onDone: { target: "done", actions: assign({ n: (c, e) => e.data }) },
+      onError: { target: "failed", actions: assign({ n: () => -1 }) },
+    } },
     done: {}, failed: {},
   },
-}""" % json.dumps(url + "/n"))
+}"""
+    return bundle(machine.replace("__URL__", json.dumps(url + "/n")))
 
 
 def test_fetches_run_only_after_the_macrostep_that_issued_them_is_committed(
@@ -242,9 +260,17 @@ def test_services_cut_off_by_the_window_get_their_error_before_the_next_event(
 SELF_SEND = bundle("""{
   id: "s", predictableActionArguments: true, initial: "a", context: { log: [] },
   states: {
-    a: { on: { GO: { target: "b", actions: [assign({ log: (c) => [...c.log, "a->b"] }), send("NEXT")] } } },
-    b: { entry: raise("RAISED"), on: { RAISED: { actions: assign({ log: (c) => [...c.log, "raised"] }) },
-                                       NEXT: "c" } },
+    a: { on: { GO: {
+      target: "b",
+      actions: [assign({ log: (c) => [...c.log, "a->b"] }), send("NEXT")],
+    } } },
+    b: {
+      entry: raise("RAISED"),
+      on: {
+        RAISED: { actions: assign({ log: (c) => [...c.log, "raised"] }) },
+        NEXT: "c",
+      },
+    },
     c: { type: "final" },
   },
 }""")

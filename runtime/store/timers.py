@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from runtime.store.models import Timer
+from runtime.store.models import Instance, Machine, Timer
 
 
 class TimerSuperseded(Exception):
@@ -36,7 +36,8 @@ class TimerSuperseded(Exception):
 
 @dataclass(frozen=True)
 class Claimed:
-    """A due timer this process now holds the right to deliver."""
+    """A due timer this process now holds the right to deliver, with the names its delivery
+    serializes on (org, machine and instance), read in the same query as the claim."""
 
     id: int
     instance_id: uuid.UUID
@@ -45,6 +46,9 @@ class Claimed:
     due_at_ms: int
     attempts: int
     claim: str
+    org_id: uuid.UUID | None = None
+    machine: str = ""
+    instance: str = ""
 
 
 def earliest_due(session: Session) -> int | None:
@@ -65,16 +69,20 @@ def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,
         ids = list(session.scalars(candidates))
     if not ids:
         return []
-    rows = session.execute(
+    session.execute(
         update(Timer)
         .where(Timer.id.in_(ids), claimable)
         .values(claimed_by=claim, claim_expires_at=now_ms + claim_ms)
-        .returning(Timer.id, Timer.instance_id, Timer.send_id, Timer.event, Timer.due_at_ms,
-                   Timer.attempts)
+    )
+    rows = session.execute(
+        select(Timer.id, Timer.instance_id, Timer.send_id, Timer.event, Timer.due_at_ms,
+               Timer.attempts, Machine.org_id, Machine.slug, Instance.slug)
+        .join(Instance, Instance.id == Timer.instance_id)
+        .join(Machine, Machine.id == Instance.machine_id)
+        .where(Timer.claimed_by == claim)
+        .order_by(Timer.due_at_ms, Timer.id)
     ).all()
-    claimed = [Claimed(r.id, r.instance_id, r.send_id, r.event, r.due_at_ms, r.attempts, claim)
-               for r in rows]
-    return sorted(claimed, key=lambda c: (c.due_at_ms, c.id))
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8]) for r in rows]
 
 
 def still_claimed(session: Session, timer: Claimed) -> bool:

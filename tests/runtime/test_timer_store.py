@@ -55,7 +55,9 @@ def test_claims_only_due_timers_earliest_first(db: Database):
     arm(db, inst, "late", 300)
     arm(db, inst, "b", 200)
     arm(db, inst, "a", 100)
-    assert [t.send_id for t in claim(db, 250)] == ["a", "b"]
+    claimed = claim(db, 250)
+    assert [t.send_id for t in claimed] == ["a", "b"]
+    assert claimed[0].instance == "i" and claimed[0].machine.startswith("m")   # for its lock
     with db.transaction() as s:
         assert timer_store.earliest_due(s) == 100
 

@@ -7,12 +7,19 @@ org and the scopes; `act` becomes the auth context (top-level `sub` as fallback)
 "session" token is simply such a JWT signed with an admin key.
 
 Every failure is an `AuthError` (403) raised before anything is read or written.
+
+Opened keys (org, scopes, decrypted secret) are cached per process for `key_cache_s` seconds,
+so most requests verify their JWT without a database read. Deleting a key drops it from the
+deleting process's cache at once; other processes stop accepting it within `key_cache_s`.
 """
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,17 +62,70 @@ class Credentials:
     act: str | None = None
 
 
+@dataclass(frozen=True)
+class OpenedKey:
+    """What verifying a token needs from a key: its org, its scopes and its plain secret."""
+
+    org_id: uuid.UUID
+    scopes: frozenset[str]
+    secret: str
+
+
+class KeyCache:
+    """Opened keys by id, each kept for `ttl_s` seconds after it was read (0: no caching)."""
+
+    def __init__(self, ttl_s: float, *, now: Callable[[], float] = time.monotonic):
+        self._ttl_s = ttl_s
+        self._now = now
+        self._keys: dict[uuid.UUID, tuple[float, OpenedKey]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_id: uuid.UUID) -> OpenedKey | None:
+        with self._lock:
+            expires, key = self._keys.get(key_id, (0.0, None))
+            if key is not None and expires <= self._now():
+                del self._keys[key_id]
+                return None
+            return key
+
+    def put(self, key_id: uuid.UUID, key: OpenedKey) -> None:
+        if self._ttl_s > 0:
+            with self._lock:
+                self._drop_expired()
+                self._keys[key_id] = (self._now() + self._ttl_s, key)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        with self._lock:
+            self._keys.pop(key_id, None)
+
+    def _drop_expired(self) -> None:
+        # Callers may present made-up key ids, so expired entries are swept as new ones arrive.
+        now = self._now()
+        for key_id in [k for k, (expires, _) in self._keys.items() if expires <= now]:
+            del self._keys[key_id]
+
+
 class Authenticator:
-    def __init__(self, db: Database, keys: ServerKeys, settings: Settings):
+    def __init__(self, db: Database, keys: ServerKeys, settings: Settings, cache: KeyCache):
         self._db = db
         self._keys = keys
         self._settings = settings
+        self._cache = cache
 
     def authenticate(self, creds: Credentials) -> Principal:
-        """The caller behind `creds`; blocking (reads the key)."""
+        """The caller behind `creds`; blocking (may read the key)."""
         token = _bearer(creds.authorization)
         key_id = _key_id(token)
-        with self._db.transaction() as session:
+        key = self._cache.get(key_id) or self._open(key_id)
+        claims = self._verify(token, key.secret)
+        _check_org(creds.org_id, key.org_id)
+        principal = Principal(key.org_id, key_id, key.scopes, _auth_context(claims))
+        if creds.act is not None:
+            principal = _impersonate(principal, creds.act)
+        return principal
+
+    def _open(self, key_id: uuid.UUID) -> OpenedKey:
+        with self._db.read() as session:
             key = key_store.find(session, key_id)
             if key is None:
                 raise AuthError("unknown key")
@@ -73,12 +133,9 @@ class Authenticator:
         secret = self._keys.open(sealed, bound_to=key_id.bytes)
         if secret is None:
             raise AuthError("this key cannot be opened with the server's current secret")
-        claims = self._verify(token, secret)
-        _check_org(creds.org_id, org_id)
-        principal = Principal(org_id, key_id, scopes, _auth_context(claims))
-        if creds.act is not None:
-            principal = _impersonate(principal, creds.act)
-        return principal
+        opened = OpenedKey(org_id, scopes, secret)
+        self._cache.put(key_id, opened)
+        return opened
 
     def _verify(self, token: str, secret: str) -> dict[str, Any]:
         try:

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from api import ids
+from api.auth import KeyCache
 from api.crypto import ServerKeys
 from api.scopes import USE_SCOPES, KeyUse
 from api.services.keys import KeyService
@@ -25,6 +26,7 @@ from runtime.store.clock import to_datetime
 from runtime.store.models import Org
 
 DEFAULT_ORG_NAME = "default"
+NO_CACHE = KeyCache(0)  # the command line reads each key once
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def server_secret(settings: Settings, db: Database) -> str:
 
 def init(settings: Settings, db: Database, clock: Clock | None = None) -> InitResult:
     clock = clock or SystemClock()
-    keys = KeyService(db, ServerKeys(server_secret(settings, db)), clock, page_size=1)
+    keys = KeyService(db, ServerKeys(server_secret(settings, db)), clock, NO_CACHE, page_size=1)
     org_id = _default_org(db, clock)
     with db.transaction() as session:
         stored_key = meta.get(session, meta.DEFAULT_ADMIN_KEY)
@@ -75,7 +77,9 @@ def create_key(
         raise NotFoundError(f"{org!r} is not an org id (org_...)", parameter="org")
     with db.transaction() as session:
         org_store.get(session, org_id)
-    keys = KeyService(db, ServerKeys(server_secret(settings, db)), SystemClock(), page_size=1)
+    keys = KeyService(
+        db, ServerKeys(server_secret(settings, db)), SystemClock(), NO_CACHE, page_size=1
+    )
     made = keys.create_in_org(org_id, name, list(USE_SCOPES[use]))
     return made.id, made.secret
 

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     upload_token_ttl_s: int = 3600
 
     token_leeway_s: int = 10
+    # How long a process keeps an API key it has read (0: read it on every request). A key
+    # deleted through another process keeps working there for up to this long.
+    key_cache_s: float = 5.0
     accepted_audiences: list[str] = [STATEBACKED_AUDIENCE]
 
     # Runtime limits, handed to `runtime.engine.RuntimeLimits`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth import Authenticator
+from api.auth import Authenticator, KeyCache
 from api.crypto import ServerKeys
 from api.services.bundles import Bundles
 from api.services.instances import InstanceService
@@ -39,6 +39,7 @@ def build_services(
     settings: Settings, db: Database, secret: str, runtime: StepRuntime, clock: Clock
 ) -> Services:
     server_keys = ServerKeys(secret)
+    key_cache = KeyCache(settings.key_cache_s)
     page = settings.page_size
     stepper = Stepper(
         db,
@@ -64,11 +65,11 @@ def build_services(
     return Services(
         settings=settings,
         db=db,
-        auth=Authenticator(db, server_keys, settings),
+        auth=Authenticator(db, server_keys, settings, key_cache),
         machines=MachineService(db, clock, page_size=page),
         versions=VersionService(db, clock, server_keys, runtime, limits=limits, page_size=page),
         instances=instances,
-        keys=KeyService(db, server_keys, clock, page_size=page),
+        keys=KeyService(db, server_keys, clock, key_cache, page_size=page),
         orgs=OrgService(db, clock),
         scheduler=build_scheduler(settings, db, clock, stepper, instances),
     )

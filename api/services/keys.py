@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from api import ids
-from api.auth import Principal
+from api.auth import KeyCache, Principal
 from api.crypto import ServerKeys
 from api.scopes import Scope
 from runtime.clock import Clock
@@ -25,10 +25,13 @@ class NewKey:
 
 
 class KeyService:
-    def __init__(self, db: Database, keys: ServerKeys, clock: Clock, *, page_size: int):
+    def __init__(
+        self, db: Database, keys: ServerKeys, clock: Clock, cache: KeyCache, *, page_size: int
+    ):
         self._db = db
         self._keys = keys
         self._clock = clock
+        self._cache = cache
         self._page_size = page_size
 
     def create(self, principal: Principal, name: str, scopes: list[Scope]) -> NewKey:
@@ -72,3 +75,4 @@ class KeyService:
             raise NotFoundError("key not found", parameter="keyId")
         with self._db.transaction() as session:
             key_store.delete_one(session, principal.org_id, key_id)
+        self._cache.forget(key_id)  # other processes forget it when their entry expires

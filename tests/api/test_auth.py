@@ -10,10 +10,13 @@ from typing import Any
 import jwt
 import pytest
 
+from api.app import create_app
+from api.services.runtime_port import StepRuntime
 from api.tokens import mint
 from tests.conftest import Server
 from tests.support.bundles import COUNTER
 from tests.support.client import Api, assert_error
+from tests.support.server import run_server
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -83,6 +86,23 @@ def test_deleted_keys_stop_working(server: Server, api: Api) -> None:
     with Api.for_key(server.url, made["id"], made["key"]) as temp:
         assert temp.request("GET", "/machines").status_code == 200
         assert api.request("DELETE", f"/keys/{made['id']}").status_code == 204
+        assert_error(temp.request("GET", "/machines"), 403)
+
+
+def test_a_key_deleted_through_another_process_stops_working_within_the_cache_time(
+    server: Server, api: Api, shared_runtime: StepRuntime
+) -> None:
+    other = create_app(
+        server.settings.model_copy(update={"key_cache_s": 1.0}), runtime=shared_runtime
+    )
+    made = api.ok("POST", "/keys", {"name": "temp", "use": "ci"})
+    with run_server(other) as other_url, Api.for_key(other_url, made["id"], made["key"]) as temp:
+        assert temp.request("GET", "/machines").status_code == 200  # now cached there
+        assert api.request("DELETE", f"/keys/{made['id']}").status_code == 204
+        deleted = time.monotonic()
+        while temp.request("GET", "/machines").status_code == 200:
+            assert time.monotonic() - deleted < 1.5, "the deleted key kept working"
+            time.sleep(0.05)
         assert_error(temp.request("GET", "/machines"), 403)
 
 

@@ -16,14 +16,52 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, update
+from sqlalchemy import Connection, bindparam, or_, update
 from sqlalchemy.orm import Session
 
-from runtime.store.models import Instance
+from runtime.store.models import Instance, table
+
+# Core statements, built once: these run several times per event, and the ORM's bulk UPDATE
+# (which evaluates its WHERE against the session's identity map) costs several times more.
+_rows = table(Instance)
+_c = _rows.c
+_id = bindparam("instance_id", type_=_c.id.type)
+_owner = bindparam("owner", type_=_c.lease_owner.type)
+_token = bindparam("token", type_=_c.lease_token.type)
+_now = bindparam("now_ms", type_=_c.lease_expires_at.type)
+_expires = bindparam("expires_at", type_=_c.lease_expires_at.type)
+
+_waiter_ok = or_(
+    _c.lease_waiter.is_(None), _c.lease_waiter == _owner, _c.lease_waiter_expires_at < _now
+)
+_TAKE = (
+    update(_rows)
+    .where(_c.id == _id, or_(_c.lease_token.is_(None), _c.lease_expires_at < _now), _waiter_ok)
+    .values(
+        lease_owner=_owner,
+        lease_token=_token,
+        lease_expires_at=_expires,
+        lease_waiter=None,
+        lease_waiter_expires_at=None,
+    )
+)
+_STAND_IN_LINE = (
+    update(_rows)
+    .where(_c.id == _id, _waiter_ok)
+    .values(lease_waiter=_owner, lease_waiter_expires_at=_expires)
+)
+_RENEW = (
+    update(_rows).where(_c.id == _id, _c.lease_token == _token).values(lease_expires_at=_expires)
+)
+_RELEASE = (
+    update(_rows)
+    .where(_c.id == _id, _c.lease_token == _token)
+    .values(lease_owner=None, lease_token=None, lease_expires_at=None)
+)
 
 
 def try_acquire(
-    session: Session,
+    db: Connection | Session,
     instance_id: uuid.UUID,
     *,
     owner: str,
@@ -34,50 +72,45 @@ def try_acquire(
 ) -> bool:
     """Take the lease if it is free and no other process is first in line; otherwise stand in
     line (claim the waiter slot if it is free)."""
-    waiter_ok = or_(
-        Instance.lease_waiter.is_(None),
-        Instance.lease_waiter == owner,
-        Instance.lease_waiter_expires_at < now_ms,
+    taken = db.execute(
+        _TAKE,
+        {
+            "instance_id": instance_id,
+            "owner": owner,
+            "token": token,
+            "now_ms": now_ms,
+            "expires_at": now_ms + ttl_ms,
+        },
     )
-    result = session.execute(
-        update(Instance)
-        .where(
-            Instance.id == instance_id,
-            or_(Instance.lease_token.is_(None), Instance.lease_expires_at < now_ms),
-            waiter_ok,
-        )
-        .values(
-            lease_owner=owner,
-            lease_token=token,
-            lease_expires_at=now_ms + ttl_ms,
-            lease_waiter=None,
-            lease_waiter_expires_at=None,
-        )
-    )
-    if result.rowcount == 1:  # type: ignore[attr-defined]
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
         return True
-    session.execute(
-        update(Instance)
-        .where(Instance.id == instance_id, waiter_ok)
-        .values(lease_waiter=owner, lease_waiter_expires_at=now_ms + claim_ms)
-    )
+    stand_in_line(db, instance_id, owner=owner, now_ms=now_ms, claim_ms=claim_ms)
     return False
 
 
+def stand_in_line(
+    db: Connection | Session, instance_id: uuid.UUID, *, owner: str, now_ms: int, claim_ms: int
+) -> None:
+    """Claim the waiter slot (or refresh our claim) unless another process holds it."""
+    db.execute(
+        _STAND_IN_LINE,
+        {
+            "instance_id": instance_id,
+            "owner": owner,
+            "now_ms": now_ms,
+            "expires_at": now_ms + claim_ms,
+        },
+    )
+
+
 def renew(
-    session: Session, instance_id: uuid.UUID, *, token: str, now_ms: int, ttl_ms: int
+    db: Connection | Session, instance_id: uuid.UUID, *, token: str, now_ms: int, ttl_ms: int
 ) -> bool:
-    result = session.execute(
-        update(Instance)
-        .where(Instance.id == instance_id, Instance.lease_token == token)
-        .values(lease_expires_at=now_ms + ttl_ms)
+    result = db.execute(
+        _RENEW, {"instance_id": instance_id, "token": token, "expires_at": now_ms + ttl_ms}
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def release(session: Session, instance_id: uuid.UUID, *, token: str) -> None:
-    session.execute(
-        update(Instance)
-        .where(Instance.id == instance_id, Instance.lease_token == token)
-        .values(lease_owner=None, lease_token=None, lease_expires_at=None)
-    )
+def release(db: Connection | Session, instance_id: uuid.UUID, *, token: str) -> None:
+    db.execute(_RELEASE, {"instance_id": instance_id, "token": token})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -29,6 +30,11 @@ from runtime.store.types import UTCDateTime
 
 class Base(DeclarativeBase):
     pass
+
+
+def table(model: type[Base]) -> Table:
+    """A model's Core table, for hot paths that skip the ORM's unit of work."""
+    return cast(Table, model.__table__)
 
 
 class Meta(Base):

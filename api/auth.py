@@ -114,9 +114,19 @@ class Authenticator:
 
     def authenticate(self, creds: Credentials) -> Principal:
         """The caller behind `creds`; blocking (may read the key)."""
-        token = _bearer(creds.authorization)
-        key_id = _key_id(token)
-        key = self._cache.get(key_id) or self._open(key_id)
+        token, key_id = _token_and_key_id(creds)
+        return self._principal(creds, token, key_id, self._cache.get(key_id) or self._open(key_id))
+
+    def authenticate_cached(self, creds: Credentials) -> Principal | None:
+        """The caller behind `creds` if its key is cached (never blocks), else None: then call
+        `authenticate` off the event loop. Malformed tokens fail here already."""
+        token, key_id = _token_and_key_id(creds)
+        key = self._cache.get(key_id)
+        return None if key is None else self._principal(creds, token, key_id, key)
+
+    def _principal(
+        self, creds: Credentials, token: str, key_id: uuid.UUID, key: OpenedKey
+    ) -> Principal:
         claims = self._verify(token, key.secret)
         _check_org(creds.org_id, key.org_id)
         principal = Principal(key.org_id, key_id, key.scopes, _auth_context(claims))
@@ -154,6 +164,11 @@ class Authenticator:
         except jwt.InvalidTokenError as exc:
             raise AuthError(f"invalid token: {exc}") from exc
         return claims
+
+
+def _token_and_key_id(creds: Credentials) -> tuple[str, uuid.UUID]:
+    token = _bearer(creds.authorization)
+    return token, _key_id(token)
 
 
 def _bearer(authorization: str | None) -> str:

@@ -1,6 +1,6 @@
 """The `backstate` command line.
 
-    backstate serve [--host 127.0.0.1] [--port 8000] [--database-url URL]
+    backstate serve [--host 127.0.0.1] [--port 8000] [--workers N] [--database-url URL]
     backstate init [--database-url URL] [--json]
     backstate keys create --org ORG --name NAME [--use production|ci|admin] [--json]
     backstate token --key-id ID --secret SECRET [--act JSON] [--expires-in 1h]
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url")
+    serve.add_argument(
+        "--workers", type=int, help="server processes sharing the port (default: BACKSTATE_WORKERS)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
 
@@ -92,8 +95,31 @@ def _serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    app = create_app(_settings(args))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    settings = _settings(args)
+    workers = args.workers or settings.workers
+    if workers < 1:
+        raise SystemExit("backstate: --workers must be at least 1")
+    if workers == 1:
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Migrate and make the server secret here, once, rather than in a race between workers;
+    # each worker then builds its app from the environment (flags passed on as variables).
+    db = bootstrap.open_database(settings)
+    try:
+        bootstrap.server_secret(settings, db)
+    finally:
+        db.dispose()
+    if args.database_url:
+        os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        workers=workers,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+    )
     return 0
 
 

@@ -64,3 +64,6 @@ class Settings(BaseSettings):
 
     page_size: int = 100
     db_pool_size: int = 10
+    # `backstate serve` processes sharing the port; steps stay serialized across them by the
+    # instance leases. More than one lets a server use more than one core (one GIL each).
+    workers: int = 1

@@ -21,16 +21,22 @@ CLIENTS = 10
 
 
 @pytest.mark.slow
-def test_concurrent_increments_through_two_processes_all_apply_once(database_url: str) -> None:
+@pytest.mark.parametrize(
+    ("servers", "workers"),
+    [pytest.param(2, 1, id="two-servers"), pytest.param(1, 2, id="one-server-two-workers")],
+)
+def test_concurrent_increments_through_two_processes_all_apply_once(
+    database_url: str, servers: int, workers: int
+) -> None:
     settings = Settings(database_url=database_url, secret=TEST_SECRET)
     db = open_database(settings)
     admin = init(settings, db)
     db.dispose()
-    env = {"BACKSTATE_SECRET": TEST_SECRET}
+    env = {"BACKSTATE_SECRET": TEST_SECRET, "BACKSTATE_WORKERS": str(workers)}
     with ExitStack() as stack:
-        urls = stack.enter_context(run_server_processes(2, database_url, env=env))
+        urls = stack.enter_context(run_server_processes(servers, database_url, env=env))
         clients = [
-            stack.enter_context(Api.for_key(urls[n % 2], admin.key_id, admin.secret))
+            stack.enter_context(Api.for_key(urls[n % servers], admin.key_id, admin.secret))
             for n in range(CLIENTS)
         ]
         clients[0].create_machine("counter", COUNTER)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -23,6 +24,9 @@ from api.services.versions import UPLOAD_PATH
 from api.settings import Settings
 from runtime.clock import Clock, SystemClock
 
+if TYPE_CHECKING:
+    from runtime.engine import Runtime  # imported lazily: building one compiles the sandbox
+
 CORS_HEADERS = ["authorization", "content-type", "x-statebacked-org-id", "x-statebacked-act"]
 
 
@@ -36,7 +40,9 @@ def create_app(
     settings = settings or Settings()
     clock = clock or SystemClock()
     db = open_database(settings)
-    runtime = runtime or build_runtime(settings, clock)
+    own_runtime = build_runtime(settings, clock) if runtime is None else None
+    runtime = runtime or own_runtime
+    assert runtime is not None
     services = build_services(settings, db, server_secret(settings, db), runtime, clock)
 
     @asynccontextmanager
@@ -48,6 +54,8 @@ def create_app(
             if timers is not None:
                 timers.cancel()
                 await asyncio.gather(timers, return_exceptions=True)
+            if own_runtime is not None:   # an injected runtime belongs to its owner
+                own_runtime.close()
             db.dispose()
 
     app = FastAPI(title="backstate", version="0.1.0", lifespan=lifespan)
@@ -60,8 +68,8 @@ def create_app(
     return app
 
 
-def build_runtime(settings: Settings, clock: Clock) -> StepRuntime:
-    from runtime.engine import Runtime, RuntimeLimits  # heavy: compiles the wasm sandbox
+def build_runtime(settings: Settings, clock: Clock) -> Runtime:
+    from runtime.engine import Runtime, RuntimeLimits
     from runtime.sandbox.fetch import EgressPolicy, Fetcher
 
     limits = RuntimeLimits(

@@ -74,6 +74,10 @@ class Runtime:
         self._versions: OrderedDict[str, LoadedVersion] = OrderedDict()
         self._lock = threading.Lock()
 
+    def close(self) -> None:
+        """Release what outlives a step: the fetcher's connections and threads."""
+        self.fetcher.close()
+
     # -- versions -------------------------------------------------------------------------
     def _build_base(self, js_dir: Path) -> Snapshot:
         """Prelude and xstate, evaluated once per process; every version starts from here."""

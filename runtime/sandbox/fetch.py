@@ -74,6 +74,17 @@ class Fetcher:
         self._client = httpx.Client(transport=transport, follow_redirects=False, trust_env=False,
                                     timeout=self.policy.timeout_s)
 
+    def close(self) -> None:
+        """Close pooled connections and stop the worker threads."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def submit(self, request: dict[str, Any]) -> cf.Future[dict[str, Any]]:
         return self._pool.submit(self.perform, request)
 

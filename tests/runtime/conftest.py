@@ -26,15 +26,19 @@ def bundle(machine: str, *, allow_read: str = "() => true", allow_write: str = "
 
 
 @pytest.fixture(scope="session")
-def runtime() -> Runtime:
-    return Runtime(RuntimeLimits(window_s=5.0), fetcher=Fetcher(EgressPolicy(allow_loopback=True)))
+def runtime() -> Iterator[Runtime]:
+    rt = Runtime(RuntimeLimits(window_s=5.0), fetcher=Fetcher(EgressPolicy(allow_loopback=True)))
+    yield rt
+    rt.close()
 
 
 @pytest.fixture(scope="session")
-def tight_runtime() -> Runtime:
+def tight_runtime() -> Iterator[Runtime]:
     """Small limits so hostile machines are stopped quickly."""
     limits = RuntimeLimits(memory_bytes=48 << 20, slice_s=0.5, window_s=1.5, load_s=0.5)
-    return Runtime(limits, fetcher=Fetcher(EgressPolicy(allow_loopback=True)))
+    rt = Runtime(limits, fetcher=Fetcher(EgressPolicy(allow_loopback=True)))
+    yield rt
+    rt.close()
 
 
 @dataclass

@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from runtime.engine import Runtime
 from runtime.sandbox.fetch import EgressDenied, EgressPolicy, Fetcher
 from tests.runtime.conftest import Recorder, bundle
+
+
+@pytest.fixture
+def fetchers() -> Iterator[Callable[..., Fetcher]]:
+    """Builds fetchers and closes them (their pooled connections) after the test."""
+    made: list[Fetcher] = []
+
+    def make(*args: Any, **kw: Any) -> Fetcher:
+        made.append(Fetcher(*args, **kw))
+        return made[-1]
+
+    yield make
+    for fetcher in made:
+        fetcher.close()
 
 
 def get(url: str, **headers: str) -> dict:
@@ -22,40 +38,42 @@ def resolver_to(address: str):
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.1.2.3", "192.168.0.7", "172.16.5.5",
                                      "169.254.169.254", "0.0.0.0", "fe80::1"])
-def test_special_addresses_are_refused_by_default(address: str):
-    fetcher = Fetcher(resolver=resolver_to(address))
+def test_special_addresses_are_refused_by_default(fetchers: Callable[..., Fetcher], address: str):
+    fetcher = fetchers(resolver=resolver_to(address))
     with pytest.raises(EgressDenied, match="address"):
         fetcher.perform(get("http://innocent.example/"))
 
 
-def test_a_name_that_resolves_to_loopback_is_refused_even_if_it_looks_public():
-    fetcher = Fetcher(resolver=lambda host, port: ["93.184.216.34", "127.0.0.1"])
+def test_a_name_that_resolves_to_loopback_is_refused_even_if_it_looks_public(
+        fetchers: Callable[..., Fetcher]):
+    fetcher = fetchers(resolver=lambda host, port: ["93.184.216.34", "127.0.0.1"])
     with pytest.raises(EgressDenied, match="loopback"):
         fetcher.perform(get("http://rebinding.example/"))
 
 
-def test_only_http_and_https(http_server: Recorder):
-    fetcher = Fetcher(EgressPolicy(allow_loopback=True))
+def test_only_http_and_https(fetchers: Callable[..., Fetcher], http_server: Recorder):
+    fetcher = fetchers(EgressPolicy(allow_loopback=True))
     for url in ("file:///etc/passwd", "ftp://example.com/", "gopher://x/"):
         with pytest.raises(EgressDenied, match="http and https"):
             fetcher.perform(get(url))
 
 
-def test_allow_list_and_deny_list():
-    fetcher = Fetcher(EgressPolicy(allowed_hosts=frozenset({"api.example.com"})),
+def test_allow_list_and_deny_list(fetchers: Callable[..., Fetcher]):
+    fetcher = fetchers(EgressPolicy(allowed_hosts=frozenset({"api.example.com"})),
                       resolver=resolver_to("93.184.216.34"))
     with pytest.raises(EgressDenied, match="allow-list"):
         fetcher.perform(get("https://other.example.com/"))
-    denied = Fetcher(EgressPolicy(denied_hosts=frozenset({"metadata.internal"})),
+    denied = fetchers(EgressPolicy(denied_hosts=frozenset({"metadata.internal"})),
                      resolver=resolver_to("93.184.216.34"))
     with pytest.raises(EgressDenied, match="not allowed"):
         denied.perform(get("http://metadata.internal/"))
 
 
-def test_the_connection_goes_to_the_checked_address_with_the_original_host(http_server: Recorder):
+def test_the_connection_goes_to_the_checked_address_with_the_original_host(
+        fetchers: Callable[..., Fetcher], http_server: Recorder):
     """DNS rebinding cannot slip past: we connect to the address we checked."""
     port = http_server.url.rsplit(":", 1)[1]
-    fetcher = Fetcher(EgressPolicy(allow_loopback=True), resolver=resolver_to("127.0.0.1"))
+    fetcher = fetchers(EgressPolicy(allow_loopback=True), resolver=resolver_to("127.0.0.1"))
     response = fetcher.perform(get(f"http://service.example:{port}/hello", Accept="text/plain"))
     assert response["status"] == 200
     assert json.loads(base64.b64decode(response["body"])) == {"n": 41}
@@ -65,22 +83,23 @@ def test_the_connection_goes_to_the_checked_address_with_the_original_host(http_
     assert seen["headers"]["Accept"] == "text/plain"
 
 
-def test_redirects_are_checked_hop_by_hop(http_server: Recorder):
+def test_redirects_are_checked_hop_by_hop(fetchers: Callable[..., Fetcher], http_server: Recorder):
     http_server.status = 302
     http_server.headers = {"location": "http://169.254.169.254/latest/meta-data/"}
-    fetcher = Fetcher(EgressPolicy(allow_loopback=True))
+    fetcher = fetchers(EgressPolicy(allow_loopback=True))
     with pytest.raises(EgressDenied, match=r"169\.254\.169\.254"):
         fetcher.perform(get(http_server.url + "/go"))
 
 
-def test_oversized_responses_are_refused(http_server: Recorder):
+def test_oversized_responses_are_refused(fetchers: Callable[..., Fetcher], http_server: Recorder):
     http_server.body = b"x" * 2048
-    fetcher = Fetcher(EgressPolicy(allow_loopback=True, max_response_bytes=1024))
+    fetcher = fetchers(EgressPolicy(allow_loopback=True, max_response_bytes=1024))
     with pytest.raises(EgressDenied, match="size limit"):
         fetcher.perform(get(http_server.url + "/big"))
 
 
-def test_a_machine_sees_a_refused_fetch_as_a_network_error(runtime: Runtime):
+def test_a_machine_sees_a_refused_fetch_as_a_network_error(runtime: Runtime,
+                                                           request: pytest.FixtureRequest):
     source = bundle("""{
       id: "ssrf", predictableActionArguments: true, initial: "idle", context: { error: "" },
       states: {
@@ -94,6 +113,7 @@ def test_a_machine_sees_a_refused_fetch_as_a_network_error(runtime: Runtime):
       },
     }""")
     strict = Runtime(runtime.limits)          # the default policy: no special addresses
+    request.addfinalizer(strict.close)
     version = strict.load(source, source)
     first = strict.create(version, instance_name="i", context=None, auth_context={},
                           on_commit=lambda m: None)

@@ -64,9 +64,11 @@ export const allowWrite = () => true;
 def hanging_url() -> Iterator[str]:
     """A loopback server that never answers in time: the service is still waiting at the kill."""
 
+    done = threading.Event()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            time.sleep(30)
+            done.wait(30)
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -75,7 +77,11 @@ def hanging_url() -> Iterator[str]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/hang"
+    # Close the listening socket too: a handler still waiting would otherwise drop the last
+    # reference to the server in some later test, which then fails on the ResourceWarning.
+    done.set()
     server.shutdown()
+    server.server_close()
 
 
 def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from api.app import build_runtime, create_app
 from api.bootstrap import init, open_database
 from api.settings import Settings
 from runtime.clock import FakeClock, SystemClock
-from runtime.errors import ConflictError
+from runtime.errors import ConflictError, NotFoundError
 from runtime.results import Macrostep, PublicState, Timer
 from runtime.store import Database, leases
 from runtime.store import instances as instance_store
@@ -25,6 +26,7 @@ from runtime.store import orgs as org_store
 from runtime.store import versions as version_store
 from runtime.store.clock import to_datetime
 from runtime.store.models import Instance as InstanceRow
+from runtime.store.models import Machine as MachineRow
 from runtime.store.models import Timer as TimerRow
 from tests.conftest import TEST_SECRET, Server
 from tests.support.bundles import TIMER, TOGGLER
@@ -124,6 +126,52 @@ def test_an_absent_waiter_does_not_block_forever(
     with db.transaction() as session:
         leases.release(session, leased.instance_id, token="a")
     assert acquire(db, leased, "A", "a2", NOW + 10 + 1001)  # B stopped polling
+
+
+def take(db: Database, target: leases.Target, owner: str, token: str, now: int) -> Any:
+    with db.begin() as conn:
+        return leases.take(conn, target, owner=owner, token=token, now_ms=now, ttl_ms=1000)
+
+
+def org_of(db: Database, lease: instance_store.Lease) -> uuid.UUID:
+    with db.transaction() as session:
+        row = instance_store.find(session, lease.instance_id)
+        assert row is not None
+        return session.get_one(MachineRow, row.machine_id).org_id
+
+
+def test_take_leases_by_name_and_reads_what_the_last_holder_committed(
+    db: Database, leased: instance_store.Lease
+) -> None:
+    named = leases.Target.named(org_of(db, leased), "m", "i")
+    assert take(db, named, "B", "b", NOW + 10) is None  # held by A: B now waits in line
+    with db.transaction() as session:
+        leases.release(session, leased.instance_id, token="a")
+    assert take(db, named, "A", "a2", NOW + 20) is None  # A may not jump the line
+    current = take(db, named, "B", "b", NOW + 30)
+    assert (current.id, current.seq, current.view["state"]) == (leased.instance_id, 1, "one")
+    with db.transaction() as session:
+        lease_b = instance_store.Lease(leased.instance_id, "b")
+        instance_store.commit(
+            session, lease=lease_b, seq=2, step=macrostep("two"), ts=NOW + 31, now=to_datetime(NOW)
+        )
+        leases.release(session, leased.instance_id, token="b")
+    again = take(db, leases.Target.with_id(leased.instance_id), "C", "c", NOW + 40 + 1001)
+    assert (again.seq, again.ts, again.view["state"]) == (2, NOW + 31, "two")
+    assert again.state_json == macrostep("two").state_json
+
+
+def test_take_names_what_is_missing(db: Database, leased: instance_store.Lease) -> None:
+    org_id = org_of(db, leased)
+    for target, parameter in [
+        (leases.Target.named(org_id, "nope", "i"), "machineName"),
+        (leases.Target.named(org_id, "m", "nope"), "instanceName"),
+        (leases.Target.named(uuid.uuid4(), "m", "i"), "machineName"),  # another org's
+        (leases.Target.with_id(uuid.uuid4()), "instanceName"),
+    ]:
+        with pytest.raises(NotFoundError) as caught:
+            take(db, target, "B", "b", NOW + 2000)
+        assert caught.value.parameter == parameter
 
 
 def test_timers_are_upserted_by_send_id_and_cancelled(

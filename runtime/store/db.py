@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from runtime.store.prepared import RawTransaction, raw_transaction
 from runtime.store.sqlite import READ_ONLY, WriterGate, sqlite_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,6 +64,18 @@ class Database:
         """A Core connection in a read-only transaction (see `read`)."""
         with self._reader.begin() as conn:
             yield conn
+
+    @contextmanager
+    def raw(self, *, autocommit: bool = False) -> Iterator[RawTransaction]:
+        """A write transaction for `Prepared` statements on the DBAPI connection: the hot
+        path's few statements without SQLAlchemy's per-execution cost (see `prepared.py`).
+        `autocommit`: each statement commits alone (for single-statement writes)."""
+        begin = "BEGIN IMMEDIATE" if self._gate is not None else None
+        with (
+            self._writing(),
+            raw_transaction(self.engine, begin=begin, autocommit=autocommit) as transaction,
+        ):
+            yield transaction
 
     def _writing(self) -> AbstractContextManager[object]:
         return nullcontext() if self._gate is None else self._gate

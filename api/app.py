@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.pool import QueuePool
 
 from api import errors
 from api.bootstrap import open_database, server_secret
@@ -23,6 +24,7 @@ from api.services.runtime_port import StepRuntime
 from api.services.versions import UPLOAD_PATH
 from api.settings import Settings
 from runtime.clock import Clock, SystemClock
+from runtime.store import Database
 
 if TYPE_CHECKING:
     from runtime.engine import Runtime  # imported lazily: building one compiles the sandbox
@@ -54,8 +56,10 @@ def create_app(
             if timers is not None:
                 timers.cancel()
                 await asyncio.gather(timers, return_exceptions=True)
+                await services.scheduler.aclose()
             if own_runtime is not None:   # an injected runtime belongs to its owner
                 own_runtime.close()
+            await _connections_returned(db)
             db.dispose()
 
     app = FastAPI(title="backstate", version="0.1.0", lifespan=lifespan)
@@ -85,6 +89,18 @@ def build_runtime(settings: Settings, clock: Clock) -> Runtime:
         timeout_s=settings.fetch_timeout_s,
     )
     return Runtime(limits, clock=clock, fetcher=Fetcher(policy))
+
+
+async def _connections_returned(db: Database, timeout_s: float = 5.0) -> None:
+    """Database work still running in a thread at shutdown (a lease release, a delivery's
+    last commit) keeps its connection until it finishes; disposing the pool first would
+    abandon that connection instead of closing it."""
+    pool = db.engine.pool
+    if not isinstance(pool, QueuePool):
+        return
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while pool.checkedout() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def services_of(app: FastAPI) -> Services:

@@ -102,9 +102,18 @@ class Scheduler:
         return min(self._poll_s, max(0.0, (earliest - self._clock.now_ms()) / 1000.0))
 
     async def drain(self) -> None:
-        """Wait for the deliveries in flight (tests, shutdown)."""
+        """Wait for the deliveries in flight (tests)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Shutdown: cancel the deliveries in flight and wait for them to unwind (database
+        work already running in a thread finishes first, so its connection goes back to the
+        pool before the pool is disposed). Their timers' claims expire and are delivered
+        again, by this process after a restart or by another one."""
+        for task in list(self._tasks):
+            task.cancel()
+        await self.drain()
 
     async def _sleep(self, seconds: float) -> None:
         self._wake.clear()

@@ -149,16 +149,15 @@ class InstanceService:
     async def deliver_timer(self, timer: Claimed) -> None:
         """Deliver a due durable timer through the same serialized path as client events (no
         authorizer: these are the machine's own events). The timer row is consumed in the
-        transaction of the delivery's first commit. Raises for the scheduler to retry (machine
-        failure, paused or busy instance) or drop (instance gone)."""
-        org_id, machine_name, slug = await self._stepper.db(self._timer_target, timer)
+        transaction of the delivery's first commit, fenced by the claim, so a timer cancelled
+        or re-armed meanwhile makes this delivery write nothing. Raises for the scheduler to
+        retry (machine failure, paused or busy instance) or drop (instance gone)."""
+        assert timer.org_id is not None, "claims carry the names their delivery locks on"
         find = functools.partial(_existing_instance, timer.instance_id)
         async with (
-            self._locks.hold(lock_key(org_id, machine_name, slug)),
+            self._locks.hold(lock_key(timer.org_id, timer.machine, timer.instance)),
             self._stepper.leased(find) as (lease, current),
         ):
-            if not await self._stepper.db(self._still_claimed, timer):
-                return                                    # cancelled or re-armed meanwhile
             _ensure_running(current)
             tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
 
@@ -169,7 +168,7 @@ class InstanceService:
             def step() -> StepResult:
                 return self._runtime.send(
                     self._bundles.get(current.version_id),
-                    instance_name=slug,
+                    instance_name=timer.instance,
                     state_json=current.state_json,
                     event=timer.event,
                     auth_context={},
@@ -255,17 +254,6 @@ class InstanceService:
             else:
                 version_id = machine.current_version_id
             return machine, version_store.get_final(session, machine, version_id)
-
-    def _timer_target(self, timer: Claimed) -> tuple[uuid.UUID, str, str]:
-        with self._db.transaction() as session:
-            instance = _existing(session, timer.instance_id)
-            machine = session.get(Machine, instance.machine_id)
-            assert machine is not None   # instances cannot outlive their machine (RESTRICT)
-            return machine.org_id, machine.slug, instance.slug
-
-    def _still_claimed(self, timer: Claimed) -> bool:
-        with self._db.transaction() as session:
-            return timer_store.still_claimed(session, timer)
 
     def _consume(self, timer: Claimed) -> None:
         with self._db.transaction() as session:

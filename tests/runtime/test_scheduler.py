@@ -127,3 +127,22 @@ def test_notify_wakes_the_loop_before_its_poll_interval():
         task.cancel()
         assert seen == ["now"]
     asyncio.run(go())
+
+
+def test_closing_cancels_deliveries_in_flight():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        source.arm(A, "slow", 0)
+        started, finished = asyncio.Event(), []
+
+        async def deliver(t: Claimed) -> None:
+            started.set()
+            await asyncio.sleep(3600)
+            finished.append(t.send_id)
+
+        s = scheduler(source, clock, deliver)
+        await s.run_once()
+        await started.wait()
+        await asyncio.wait_for(s.aclose(), timeout=5)
+        assert finished == [] and not s._tasks
+    asyncio.run(go())

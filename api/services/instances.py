@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 from api import ids
 from api.auth import Principal
@@ -20,34 +19,20 @@ from api.services.stepping import Stepper, Tracker
 from runtime.clock import Clock
 from runtime.errors import ConflictError, InvalidRequestError, NotFoundError
 from runtime.results import Macrostep, StepResult
-from runtime.store import Database
+from runtime.store import Database, commits
 from runtime.store import instances as instance_store
 from runtime.store import machines as machine_store
 from runtime.store import timers as timer_store
 from runtime.store import versions as version_store
 from runtime.store.clock import to_datetime
+from runtime.store.leases import Current, Lease, Target
 from runtime.store.models import Instance, Machine, MachineVersion, Transition
+from runtime.store.prepared import RawTransaction
 from runtime.store.timers import Claimed, TimerSuperseded
 
 
 def lock_key(org_id: uuid.UUID, machine_name: str, slug: str) -> str:
     return f"{org_id}/{machine_name}/{slug}"
-
-
-def _instance_id(org_id: uuid.UUID, machine_name: str, slug: str, session: Session) -> uuid.UUID:
-    machine = machine_store.get(session, org_id, machine_name)
-    return instance_store.get(session, machine, slug).id
-
-
-def _existing(session: Session, instance_id: uuid.UUID) -> Instance:
-    instance = instance_store.find(session, instance_id)
-    if instance is None:
-        raise NotFoundError("instance not found", parameter="instanceName")
-    return instance
-
-
-def _existing_instance(instance_id: uuid.UUID, session: Session) -> uuid.UUID:
-    return _existing(session, instance_id).id
 
 
 class InstanceService:
@@ -72,6 +57,8 @@ class InstanceService:
         self._page_size = page_size
 
     # --- stepping -----------------------------------------------------------------------
+    # Each step makes one trip to a step thread (see `Stepper.leased`); the `_`-prefixed
+    # bodies below run there.
 
     async def create(
         self,
@@ -82,69 +69,84 @@ class InstanceService:
         version_id: str | None,
     ) -> dict[str, Any]:
         """Create and start an instance (allowWrite `initialization`); its settled State."""
-        machine, version = await self._stepper.db(
-            self._creation_target, principal.org_id, machine_name, slug, version_id
+        body = functools.partial(self._create, principal, machine_name, slug, context, version_id)
+        async with self._locks.hold(lock_key(principal.org_id, machine_name, slug)):
+            return await self._stepper.new_lease(body)
+
+    def _create(
+        self,
+        principal: Principal,
+        machine_name: str,
+        slug: str,
+        context: dict[str, Any] | None,
+        version_id: str | None,
+        lease: Lease,
+    ) -> dict[str, Any]:
+        machine, version = self._creation_target(principal.org_id, machine_name, slug, version_id)
+        tracker = Tracker(seq=0, ts=0)
+
+        def first(tx: RawTransaction, step: Macrostep, ts: int) -> commits.Committed:
+            return commits.insert_first(
+                tx,
+                lease=lease,
+                owner=self._stepper.owner,
+                lease_expires_at=self._stepper.lease_expiry(),
+                machine_id=machine.id,
+                slug=slug,
+                version_id=version.id,
+                step=step,
+                ts=ts,
+                now=to_datetime(ts),
+            )
+
+        result = _guarded(
+            tracker,
+            lambda: self._runtime.create(
+                self._bundles.get(version.id),
+                instance_name=slug,
+                context=context,
+                auth_context=principal.auth_context,
+                on_commit=self._stepper.commit_hook(lease, tracker, first),
+            ),
         )
-        key = lock_key(principal.org_id, machine_name, slug)
-        async with self._locks.hold(key), self._stepper.new_lease() as lease:
-            tracker = Tracker(seq=0, ts=0)
-
-            def first(step: Macrostep, ts: int) -> instance_store.Committed:
-                with self._db.transaction() as session:
-                    return instance_store.insert_first(
-                        session,
-                        lease=lease,
-                        owner=self._stepper.owner,
-                        lease_expires_at=self._stepper.lease_expiry(),
-                        machine_id=machine.id,
-                        slug=slug,
-                        version_id=version.id,
-                        step=step,
-                        ts=ts,
-                        now=to_datetime(ts),
-                    )
-
-            def step() -> StepResult:
-                return self._runtime.create(
-                    self._bundles.get(version.id),
-                    instance_name=slug,
-                    context=context,
-                    auth_context=principal.auth_context,
-                    on_commit=self._stepper.commit_hook(lease, tracker, first),
-                )
-
-            result = await self._guarded(tracker, step)
-            await self._save_cut_off(lease, result, [])
-            return tracker.wire()
+        self._save_cut_off(lease, result, [])
+        return tracker.wire()
 
     async def send(
         self, principal: Principal, machine_name: str, slug: str, event: dict[str, Any]
     ) -> dict[str, Any]:
         """Deliver one event (allowWrite `event`) and settle; the resulting State."""
         self._check_event_size(event)
-        find = functools.partial(_instance_id, principal.org_id, machine_name, slug)
-        async with (
-            self._locks.hold(lock_key(principal.org_id, machine_name, slug)),
-            self._stepper.leased(find) as (lease, current),
-        ):
-            _ensure_running(current)
-            tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+        target = Target.named(principal.org_id, machine_name, slug)
+        body = functools.partial(self._send, principal, slug, event)
+        async with self._locks.hold(lock_key(principal.org_id, machine_name, slug)):
+            return await self._stepper.leased(target, body)
 
-            def step() -> StepResult:
-                return self._runtime.send(
-                    self._bundles.get(current.version_id),
-                    instance_name=slug,
-                    state_json=current.state_json,
-                    event=event,
-                    auth_context=principal.auth_context,
-                    on_commit=self._stepper.commit_hook(lease, tracker),
-                    cut_off=list(current.cut_off),
-                    trusted=False,
-                )
-
-            result = await self._guarded(tracker, step)
-            await self._save_cut_off(lease, result, current.cut_off)
-            return tracker.wire()
+    def _send(
+        self,
+        principal: Principal,
+        slug: str,
+        event: dict[str, Any],
+        lease: Lease,
+        current: Current,
+    ) -> dict[str, Any]:
+        _ensure_running(current)
+        tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+        result = _guarded(
+            tracker,
+            lambda: self._runtime.send(
+                self._bundles.get(current.version_id),
+                instance_name=slug,
+                state_json=current.state_json,
+                event=event,
+                auth_context=principal.auth_context,
+                on_commit=self._stepper.commit_hook(lease, tracker),
+                cut_off=list(current.cut_off),
+                trusted=False,
+            ),
+        )
+        self._save_cut_off(lease, result, current.cut_off)
+        return tracker.wire()
 
     async def deliver_timer(self, timer: Claimed) -> None:
         """Deliver a due durable timer through the same serialized path as client events (no
@@ -153,48 +155,43 @@ class InstanceService:
         or re-armed meanwhile makes this delivery write nothing. Raises for the scheduler to
         retry (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
-        find = functools.partial(_existing_instance, timer.instance_id)
-        async with (
-            self._locks.hold(lock_key(timer.org_id, timer.machine, timer.instance)),
-            self._stepper.leased(find) as (lease, current),
-        ):
-            _ensure_running(current)
-            tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+        body = functools.partial(self._deliver_timer, timer)
+        async with self._locks.hold(lock_key(timer.org_id, timer.machine, timer.instance)):
+            await self._stepper.leased(Target.with_id(timer.instance_id), body)
 
-            def consume(session: Session) -> None:
-                if not timer_store.consume(session, timer):
-                    raise TimerSuperseded(timer.send_id)
+    def _deliver_timer(self, timer: Claimed, lease: Lease, current: Current) -> None:
+        _ensure_running(current)
+        tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
 
-            def step() -> StepResult:
-                return self._runtime.send(
-                    self._bundles.get(current.version_id),
-                    instance_name=timer.instance,
-                    state_json=current.state_json,
-                    event=timer.event,
-                    auth_context={},
-                    on_commit=self._stepper.commit_hook(lease, tracker, with_first=consume),
-                    cut_off=list(current.cut_off),
-                    trusted=True,
-                )
+        def consume(tx: RawTransaction) -> None:
+            if not commits.consume_timer(tx, timer.id, timer.claim):
+                raise TimerSuperseded(timer.send_id)
 
-            try:
-                result: StepResult = await self._stepper.run_step(step)
-            except Exception as exc:
-                if isinstance(tracker.error, TimerSuperseded):
-                    return
-                raise (tracker.error or exc) from exc
-            if result.ignored:   # e.g. the machine is already in its final state
-                await self._stepper.db(self._consume, timer)
-            await self._save_cut_off(lease, result, current.cut_off)
+        try:
+            result = self._runtime.send(
+                self._bundles.get(current.version_id),
+                instance_name=timer.instance,
+                state_json=current.state_json,
+                event=timer.event,
+                auth_context={},
+                on_commit=self._stepper.commit_hook(lease, tracker, with_first=consume),
+                cut_off=list(current.cut_off),
+                trusted=True,
+            )
+        except Exception as exc:
+            if isinstance(tracker.error, TimerSuperseded):
+                return
+            raise (tracker.error or exc) from exc
+        if result.ignored:  # e.g. the machine is already in its final state
+            self._consume(timer)
+        self._save_cut_off(lease, result, current.cut_off)
 
-    async def _save_cut_off(
-        self, lease: instance_store.Lease, result: StepResult, before: list[str]
-    ) -> None:
+    def _save_cut_off(self, lease: Lease, result: StepResult, before: list[str]) -> None:
         """Each commit stored the services running after it; the step's end may differ (the
         window cut them off, or the step ended early)."""
         stored = list(result.final.running) if result.macrosteps else list(before)
         if result.cut_off != stored:
-            await self._stepper.db(self._stepper.save_cut_off, lease, result.cut_off)
+            self._stepper.save_cut_off(lease, result.cut_off)
 
     async def read(self, principal: Principal, machine_name: str, slug: str) -> dict[str, Any]:
         """The instance's State, if its `allowRead` lets this caller see it."""
@@ -210,19 +207,6 @@ class InstanceService:
 
         await self._stepper.run_step(authorize)
         return {"ts": instance.ts, **instance.view}
-
-    async def _guarded(self, tracker: Tracker, step: Any) -> StepResult:
-        """Run a step; if our commit hook failed, report its error rather than the runtime's
-        wrapping of it."""
-        try:
-            result: StepResult = await self._stepper.run_step(step)
-        except Exception as exc:
-            if tracker.error is not None and tracker.error is not exc:
-                raise tracker.error from exc
-            raise
-        if tracker.view is None:  # nothing committed (cannot happen for a create)
-            raise ConflictError("the step committed no state", code="invalid-state")
-        return result
 
     def _check_event_size(self, event: dict[str, Any]) -> None:
         size = len(json.dumps(event, separators=(",", ":")).encode())
@@ -313,7 +297,21 @@ class InstanceService:
             instance_store.delete_one(session, machine, slug)
 
 
-def _ensure_running(instance: Instance) -> None:
+def _guarded(tracker: Tracker, step: Callable[[], StepResult]) -> StepResult:
+    """Run a step; if our commit hook failed, report its error rather than the runtime's
+    wrapping of it."""
+    try:
+        result = step()
+    except Exception as exc:
+        if tracker.error is not None and tracker.error is not exc:
+            raise tracker.error from exc
+        raise
+    if tracker.view is None:  # nothing committed (cannot happen for a create)
+        raise ConflictError("the step committed no state", code="invalid-state")
+    return result
+
+
+def _ensure_running(instance: Current) -> None:
     if instance.status != instance_store.RUNNING:
         raise ConflictError(f"instance {instance.slug!r} is paused", code="invalid-state")
 

@@ -5,14 +5,19 @@ Design (why it looks like this):
   may stay open during it: SQLite would block every other writer. Serialization therefore
   comes from two locks held *around* the step instead of a transaction:
   1. a per-process FIFO `asyncio.Lock` per instance (arrival order within a process, and no
-     DB polling between steps of one process);
-  2. a DB lease on the instance row (compare-and-set with an expiry, renewed every ttl/3
-     while the step runs) that serializes steps across processes.
+     DB polling between steps of one process), taken by the caller;
+  2. a DB lease on the instance row (compare-and-set with an expiry) that serializes steps
+     across processes. One task per process renews every lease it holds every ttl/3.
 - Each macrostep commits (state + transition row + timer changes) in one short transaction
   from the runtime's `on_commit` hook, before any of its effects run. The commit's UPDATE is
   fenced by the lease token: if the lease was lost, nothing is written and the step aborts.
 - Steps block (wasm), so they run on a dedicated thread limiter, never on the event loop; a
-  machine that spins for its whole window only occupies one of those threads.
+  machine that spins for its whole window only occupies one of those threads. Taking the lease
+  (and re-reading the instance), the step with its commits, and releasing the lease all run in
+  *one* call on that thread: each trip between the event loop and a thread costs more than a
+  statement, and a contended lease is waited for there, sleeping (there are many threads).
+- The hot path's statements are `Prepared` (runtime/store/prepared.py): SQLAlchemy's SQL, run
+  on the DBAPI cursor, because its per-execution machinery cost more CPU than the sandbox.
 """
 
 from __future__ import annotations
@@ -22,27 +27,25 @@ import functools
 import os
 import secrets
 import socket
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from sqlalchemy.orm import Session
 
 from runtime.clock import Clock
 from runtime.errors import ConflictError
 from runtime.results import Macrostep
-from runtime.store import Database, leases
-from runtime.store import instances as instance_store
+from runtime.store import Database, commits, leases
 from runtime.store.clock import to_datetime
-from runtime.store.models import Instance
+from runtime.store.leases import Current, Lease, Target
+from runtime.store.prepared import RawTransaction
 
 T = TypeVar("T")
-# Finds an instance's id in a transaction (raising NotFoundError if there is none).
-Finder = Callable[[Session], uuid.UUID]
 
 
 def process_owner() -> str:
@@ -84,6 +87,9 @@ class Stepper:
         self.owner = process_owner()
         # Called (from a step thread) after a commit armed timers: the scheduler's wake-up.
         self.on_armed: Callable[[], None] | None = None
+        self._held: dict[str, Lease] = {}  # by token, for the renewer
+        self._held_lock = threading.Lock()
+        self._renewer: asyncio.Task[None] | None = None
 
     async def run_step(self, fn: Callable[[], T]) -> T:
         """Run blocking runtime work on the step threads."""
@@ -94,92 +100,94 @@ class Stepper:
 
     # --- leases -------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def leased(self, find: Finder) -> AsyncIterator[tuple[instance_store.Lease, Instance]]:
-        """Hold the DB lease of the instance `find` names (waiting for it), kept renewed; with
-        the instance as it is now that nobody else can change it."""
-        lease, instance = await self._acquire(find)
-        async with self._renewing(lease):
-            yield lease, instance
+    async def leased(self, target: Target, body: Callable[[Lease, Current], T]) -> T:
+        """Run `body` on a step thread holding the DB lease of `target` (waiting for it there),
+        with the instance as it is now that nobody else can change it; the lease is renewed
+        while `body` runs and released after it."""
+        self._keep_renewing()
+        return await self.run_step(functools.partial(self._leased, target, body))
 
-    @asynccontextmanager
-    async def new_lease(self) -> AsyncIterator[instance_store.Lease]:
-        """A lease for an instance the step is about to create (its first commit inserts the
-        row already leased)."""
-        lease = instance_store.Lease(uuid.uuid4(), secrets.token_hex(16))
-        async with self._renewing(lease):
-            yield lease
+    async def new_lease(self, body: Callable[[Lease], T]) -> T:
+        """Run `body` on a step thread holding a lease for an instance it is about to create
+        (its first commit inserts the row already leased)."""
+        self._keep_renewing()
+        lease = Lease(uuid.uuid4(), secrets.token_hex(16))
+        return await self.run_step(functools.partial(self._holding, lease, body))
 
     def lease_expiry(self) -> int:
         return self._clock.now_ms() + self._ttl_ms
 
-    async def _acquire(self, find: Finder) -> tuple[instance_store.Lease, Instance]:
+    def _leased(self, target: Target, body: Callable[[Lease, Current], T]) -> T:
+        lease, current = self._acquire(target)
+        return self._holding(lease, lambda held: body(held, current))
+
+    def _acquire(self, target: Target) -> tuple[Lease, Current]:
         token = secrets.token_hex(16)
-        deadline = anyio.current_time() + self._wait_s
+        deadline = time.monotonic() + self._wait_s
         delay = 0.002
-        while (instance := await self.db(self._try_acquire, find, token)) is None:
-            if anyio.current_time() > deadline:
+        while (current := self._try_acquire(target, token)) is None:
+            if time.monotonic() > deadline:
                 raise ConflictError(
                     "the instance is busy with another step; try again", code="instance-busy"
                 )
-            await anyio.sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 2, 0.05)  # well under the waiter claim's 1 s
-        return instance_store.Lease(instance.id, token), instance
+        return Lease(current.id, token), current
 
-    def _try_acquire(self, find: Finder, token: str) -> Instance | None:
-        """One transaction: find the instance, take the lease, and read the row again after
-        taking it (a read before could miss the previous holder's last commit)."""
-        with self._db.transaction() as session:
-            instance_id = find(session)
-            taken = leases.try_acquire(
-                session,
-                instance_id,
+    def _try_acquire(self, target: Target, token: str) -> Current | None:
+        """Take the lease and read the row (one statement: a read before taking it could miss
+        the previous holder's last commit)."""
+        with self._db.raw(autocommit=True) as tx:
+            return leases.take(
+                tx,
+                target,
                 owner=self.owner,
                 token=token,
                 now_ms=self._clock.now_ms(),
                 ttl_ms=self._ttl_ms,
             )
-            return instance_store.fresh(session, instance_id) if taken else None
 
-    @asynccontextmanager
-    async def _renewing(self, lease: instance_store.Lease) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._renew_forever(lease))
+    def _holding(self, lease: Lease, body: Callable[[Lease], T]) -> T:
+        with self._held_lock:
+            self._held[lease.token] = lease
         try:
-            yield
+            return body(lease)
         finally:
-            task.cancel()
-            with anyio.CancelScope(shield=True):
-                await self.db(self._release, lease)
+            with self._held_lock:
+                del self._held[lease.token]
+            self._release(lease)
 
-    async def _renew_forever(self, lease: instance_store.Lease) -> None:
+    def _release(self, lease: Lease) -> None:
+        with self._db.raw(autocommit=True) as tx:
+            leases.release(tx, lease)
+
+    def _keep_renewing(self) -> None:
+        """Start this process's renewer on the running loop, if it is not running there."""
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
         while True:
             await anyio.sleep(self._ttl_ms / 3000)
-            await self.db(self._renew, lease)
+            with self._held_lock:
+                held = list(self._held.values())
+            if held:
+                await self.db(self._renew, held)
 
-    def _renew(self, lease: instance_store.Lease) -> None:
-        # A failed renewal needs no action here: the fenced commit will refuse the write.
-        with self._db.transaction() as session:
-            leases.renew(
-                session,
-                lease.instance_id,
-                token=lease.token,
-                now_ms=self._clock.now_ms(),
-                ttl_ms=self._ttl_ms,
-            )
-
-    def _release(self, lease: instance_store.Lease) -> None:
-        with self._db.transaction() as session:
-            leases.release(session, lease.instance_id, token=lease.token)
+    def _renew(self, held: list[Lease]) -> None:
+        # A lost lease needs no action here: its step's next fenced commit will be refused.
+        with self._db.raw() as tx:
+            leases.renew(tx, held, now_ms=self._clock.now_ms(), ttl_ms=self._ttl_ms)
 
     # --- commits ------------------------------------------------------------------------
 
     def commit_hook(
         self,
-        lease: instance_store.Lease,
+        lease: Lease,
         tracker: Tracker,
-        first: Callable[[Macrostep, int], instance_store.Committed] | None = None,
+        first: Callable[[RawTransaction, Macrostep, int], commits.Committed] | None = None,
         *,
-        with_first: Callable[[Session], None] | None = None,
+        with_first: Callable[[RawTransaction], None] | None = None,
     ) -> Callable[[Macrostep], None]:
         """The runtime's `on_commit`: one short fenced transaction per macrostep. `first`
         writes the first macrostep of a creation (`None` when the instance already exists);
@@ -200,30 +208,25 @@ class Stepper:
 
     def _commit(
         self,
-        lease: instance_store.Lease,
+        lease: Lease,
         tracker: Tracker,
         step: Macrostep,
-        first: Callable[[Macrostep, int], instance_store.Committed] | None,
-        with_first: Callable[[Session], None] | None,
+        first: Callable[[RawTransaction, Macrostep, int], commits.Committed] | None,
+        with_first: Callable[[RawTransaction], None] | None,
     ) -> None:
         ts = max(self._clock.now_ms(), tracker.ts + 1)
-        if first is not None and tracker.committed == 0:
-            done = first(step, ts)
-        else:
-            with self._db.transaction() as session:
+        with self._db.raw() as tx:
+            if first is not None and tracker.committed == 0:
+                done = first(tx, step, ts)
+            else:
                 if with_first is not None and tracker.committed == 0:
-                    with_first(session)
-                done = instance_store.commit(
-                    session,
-                    lease=lease,
-                    seq=tracker.seq + 1,
-                    step=step,
-                    ts=ts,
-                    now=to_datetime(ts),
+                    with_first(tx)
+                done = commits.commit(
+                    tx, lease=lease, seq=tracker.seq + 1, step=step, ts=ts, now=to_datetime(ts)
                 )
         tracker.seq, tracker.ts, tracker.view = done.seq, done.ts, done.view
         tracker.committed += 1
 
-    def save_cut_off(self, lease: instance_store.Lease, cut_off: list[str]) -> None:
-        with self._db.transaction() as session:
-            instance_store.save_cut_off(session, lease, cut_off)
+    def save_cut_off(self, lease: Lease, cut_off: list[str]) -> None:
+        with self._db.raw(autocommit=True) as tx:
+            commits.save_cut_off(tx, lease, cut_off)

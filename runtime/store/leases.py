@@ -12,23 +12,23 @@ While another process holds that claim, nobody else may take the lease, so a pro
 keeps a steady queue of local steps cannot starve the others: the lease alternates.
 
 `take` is the hot path: one UPDATE ... RETURNING finds the instance by name (or id), takes its
-lease and returns the row as it is now, after the previous holder's last commit.
+lease and returns the row as it is now, after the previous holder's last commit. Every
+statement here is `Prepared` (see `prepared.py`) and stands alone: no transaction needed.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, or_, select, update
 
 from runtime.errors import NotFoundError
 from runtime.store.models import Instance, Machine, table
+from runtime.store.prepared import Prepared, RawTransaction
 
-# Core statements, built once: these run several times per event, and the ORM's bulk UPDATE
-# (which evaluates its WHERE against the session's identity map) costs several times more.
 _rows = table(Instance)
 _c = _rows.c
 _id = bindparam("instance_id", type_=_c.id.type)
@@ -36,33 +36,23 @@ _owner = bindparam("owner", type_=_c.lease_owner.type)
 _token = bindparam("token", type_=_c.lease_token.type)
 _now = bindparam("now_ms", type_=_c.lease_expires_at.type)
 _expires = bindparam("expires_at", type_=_c.lease_expires_at.type)
-
+_free = or_(_c.lease_token.is_(None), _c.lease_expires_at < _now)
 _waiter_ok = or_(
     _c.lease_waiter.is_(None), _c.lease_waiter == _owner, _c.lease_waiter_expires_at < _now
 )
-_TAKE = (
-    update(_rows)
-    .where(_c.id == _id, or_(_c.lease_token.is_(None), _c.lease_expires_at < _now), _waiter_ok)
-    .values(
-        lease_owner=_owner,
-        lease_token=_token,
-        lease_expires_at=_expires,
-        lease_waiter=None,
-        lease_waiter_expires_at=None,
-    )
-)
-_STAND_IN_LINE = (
-    update(_rows)
-    .where(_c.id == _id, _waiter_ok)
-    .values(lease_waiter=_owner, lease_waiter_expires_at=_expires)
-)
+
 _machines = table(Machine).c
-_org = bindparam("org_id", type_=_machines.org_id.type)
-_machine = bindparam("machine_slug", type_=_machines.slug.type)
-_slug = bindparam("instance_slug", type_=_c.slug.type)
-_machine_id = select(_machines.id).where(_machines.org_id == _org, _machines.slug == _machine)
-_BY_NAME = (_c.machine_id == _machine_id.scalar_subquery(), _c.slug == _slug)
-_BY_ID = (_c.id == _id,)
+_machine_id = select(_machines.id).where(
+    _machines.org_id == bindparam("org_id", type_=_machines.org_id.type),
+    _machines.slug == bindparam("machine_slug", type_=_machines.slug.type),
+)
+_BY = {
+    "name": (
+        _c.machine_id == _machine_id.scalar_subquery(),
+        _c.slug == bindparam("instance_slug", type_=_c.slug.type),
+    ),
+    "id": (_c.id == _id,),
+}
 _READ = (
     _c.id,
     _c.slug,
@@ -74,10 +64,10 @@ _READ = (
     _c.view,
     _c.cut_off,
 )
-_TAKE_BY = {
-    by: (
+_TAKE = {
+    by: Prepared(
         update(_rows)
-        .where(*where, or_(_c.lease_token.is_(None), _c.lease_expires_at < _now), _waiter_ok)
+        .where(*where, _free, _waiter_ok)
         .values(
             lease_owner=_owner,
             lease_token=_token,
@@ -85,12 +75,34 @@ _TAKE_BY = {
             lease_waiter=None,
             lease_waiter_expires_at=None,
         )
-        .returning(*_READ)
+        .returning(*_READ),
+        returns=_READ,
     )
-    for by, where in (("name", _BY_NAME), ("id", _BY_ID))
+    for by, where in _BY.items()
 }
-_FIND_BY = {by: select(_c.id).where(*where) for by, where in (("name", _BY_NAME), ("id", _BY_ID))}
-_MACHINE_EXISTS = _machine_id
+_FIND = {by: Prepared(select(_c.id).where(*where), returns=[_c.id]) for by, where in _BY.items()}
+_MACHINE_EXISTS = Prepared(_machine_id, returns=[_machines.id])
+_STAND_IN_LINE = Prepared(
+    update(_rows)
+    .where(_c.id == _id, _waiter_ok)
+    .values(lease_waiter=_owner, lease_waiter_expires_at=_expires)
+)
+_RENEW = Prepared(
+    update(_rows).where(_c.id == _id, _c.lease_token == _token).values(lease_expires_at=_expires)
+)
+_RELEASE = Prepared(
+    update(_rows)
+    .where(_c.id == _id, _c.lease_token == _token)
+    .values(lease_owner=None, lease_token=None, lease_expires_at=None)
+)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lease: the instance and the token its writes are fenced by."""
+
+    instance_id: uuid.UUID
+    token: str
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,7 @@ class Current:
 
 
 def take(
-    db: Connection,
+    tx: RawTransaction,
     target: Target,
     *,
     owner: str,
@@ -134,92 +146,50 @@ def take(
     ttl_ms: int,
     claim_ms: int = 1000,
 ) -> Current | None:
-    """Take the lease of `target` and read the instance (one statement); None if it is held
-    (then stand in line, as `try_acquire` does). NotFoundError if there is no such instance."""
+    """Take the lease of `target` if it is free and no other process is first in line, and
+    read the instance (one statement). Otherwise None, standing in line (claiming the waiter
+    slot if it is free). NotFoundError if there is no such instance."""
     lease = {"owner": owner, "token": token, "now_ms": now_ms, "expires_at": now_ms + ttl_ms}
-    row = db.execute(_TAKE_BY[target.by], {**target.params, **lease}).first()
+    row = tx.first(_TAKE[target.by], {**target.params, **lease})
     if row is not None:
         return Current(*row)
-    instance_id = db.execute(_FIND_BY[target.by], target.params).scalar()
-    if instance_id is None:
-        raise _not_found(db, target)
-    stand_in_line(db, instance_id, owner=owner, now_ms=now_ms, claim_ms=claim_ms)
+    found = tx.first(_FIND[target.by], target.params)
+    if found is None:
+        raise _not_found(tx, target)
+    stand_in_line(tx, found[0], owner=owner, now_ms=now_ms, claim_ms=claim_ms)
     return None
 
 
-def _not_found(db: Connection, target: Target) -> NotFoundError:
+def stand_in_line(
+    tx: RawTransaction, instance_id: uuid.UUID, *, owner: str, now_ms: int, claim_ms: int
+) -> None:
+    """Claim the waiter slot (or refresh our claim) unless another process holds it."""
+    params = {"owner": owner, "now_ms": now_ms, "expires_at": now_ms + claim_ms}
+    tx.execute(_STAND_IN_LINE, {"instance_id": instance_id, **params})
+
+
+def renew(tx: RawTransaction, leases: Collection[Lease], *, now_ms: int, ttl_ms: int) -> int:
+    """Extend held leases; how many are still ours (a lost one needs no action here: its
+    holder's next fenced commit is refused)."""
+    expires = now_ms + ttl_ms
+    return sum(
+        tx.execute(
+            _RENEW, {"instance_id": lease.instance_id, "token": lease.token, "expires_at": expires}
+        )
+        for lease in leases
+    )
+
+
+def release(tx: RawTransaction, lease: Lease) -> None:
+    tx.execute(_RELEASE, {"instance_id": lease.instance_id, "token": lease.token})
+
+
+def _not_found(tx: RawTransaction, target: Target) -> NotFoundError:
     params = target.params
-    if target.by == "name" and db.execute(_MACHINE_EXISTS, params).first() is None:
+    if target.by == "name" and tx.first(_MACHINE_EXISTS, params) is None:
         return NotFoundError(
             f"machine {params['machine_slug']!r} not found", parameter="machineName"
         )
-    name = params.get("instance_slug", "")
-    return NotFoundError(
-        f"instance {name!r} not found" if name else "instance not found", parameter="instanceName"
-    )
-
-
-_RENEW = (
-    update(_rows).where(_c.id == _id, _c.lease_token == _token).values(lease_expires_at=_expires)
-)
-_RELEASE = (
-    update(_rows)
-    .where(_c.id == _id, _c.lease_token == _token)
-    .values(lease_owner=None, lease_token=None, lease_expires_at=None)
-)
-
-
-def try_acquire(
-    db: Connection | Session,
-    instance_id: uuid.UUID,
-    *,
-    owner: str,
-    token: str,
-    now_ms: int,
-    ttl_ms: int,
-    claim_ms: int = 1000,
-) -> bool:
-    """Take the lease if it is free and no other process is first in line; otherwise stand in
-    line (claim the waiter slot if it is free)."""
-    taken = db.execute(
-        _TAKE,
-        {
-            "instance_id": instance_id,
-            "owner": owner,
-            "token": token,
-            "now_ms": now_ms,
-            "expires_at": now_ms + ttl_ms,
-        },
-    )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
-        return True
-    stand_in_line(db, instance_id, owner=owner, now_ms=now_ms, claim_ms=claim_ms)
-    return False
-
-
-def stand_in_line(
-    db: Connection | Session, instance_id: uuid.UUID, *, owner: str, now_ms: int, claim_ms: int
-) -> None:
-    """Claim the waiter slot (or refresh our claim) unless another process holds it."""
-    db.execute(
-        _STAND_IN_LINE,
-        {
-            "instance_id": instance_id,
-            "owner": owner,
-            "now_ms": now_ms,
-            "expires_at": now_ms + claim_ms,
-        },
-    )
-
-
-def renew(
-    db: Connection | Session, instance_id: uuid.UUID, *, token: str, now_ms: int, ttl_ms: int
-) -> bool:
-    result = db.execute(
-        _RENEW, {"instance_id": instance_id, "token": token, "expires_at": now_ms + ttl_ms}
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def release(db: Connection | Session, instance_id: uuid.UUID, *, token: str) -> None:
-    db.execute(_RELEASE, {"instance_id": instance_id, "token": token})
+    name = params.get("instance_slug")
+    message = f"instance {name!r} not found" if name else "instance not found"
+    return NotFoundError(message, parameter="instanceName")

@@ -90,15 +90,17 @@ def test_a_failure_keeps_nothing_of_the_transaction(db: Database) -> None:
 def _instance(db: Database, org_id: uuid.UUID) -> uuid.UUID:
     """An instance row to hang transitions from (through the ORM store functions)."""
     from runtime.results import Macrostep, PublicState
-    from runtime.store import instances, machines, versions
+    from runtime.store import commits, machines, versions
+    from runtime.store.leases import Lease
 
     with db.transaction() as session:
         machine = machines.create(session, org_id, "m", now=NOW)
         version = versions.create_provisional(session, machine, now=NOW)
-        lease = instances.Lease(uuid.uuid4(), "t")
-        step = Macrostep({"type": "x"}, "{}", PublicState("s", [], False, None), {}, [], [])
-        instances.insert_first(
-            session,
+    lease = Lease(uuid.uuid4(), "t")
+    step = Macrostep({"type": "x"}, "{}", PublicState("s", [], False, None), {}, [], [])
+    with db.raw() as tx:
+        commits.insert_first(
+            tx,
             lease=lease,
             owner="o",
             lease_expires_at=0,

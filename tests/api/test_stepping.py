@@ -19,12 +19,13 @@ from api.settings import Settings
 from runtime.clock import FakeClock, SystemClock
 from runtime.errors import ConflictError, NotFoundError
 from runtime.results import Macrostep, PublicState, Timer
-from runtime.store import Database, leases
+from runtime.store import Database, commits, leases
 from runtime.store import instances as instance_store
 from runtime.store import machines as machine_store
 from runtime.store import orgs as org_store
 from runtime.store import versions as version_store
 from runtime.store.clock import to_datetime
+from runtime.store.leases import Lease
 from runtime.store.models import Instance as InstanceRow
 from runtime.store.models import Machine as MachineRow
 from runtime.store.models import Timer as TimerRow
@@ -55,15 +56,16 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def leased(db: Database) -> instance_store.Lease:
+def leased(db: Database) -> Lease:
     """An instance created through `insert_first`, leased to owner "A" with token "a"."""
     with db.transaction() as session:
         org = org_store.create(session, "o", now=to_datetime(NOW))
         machine = machine_store.create(session, org.id, "m", now=to_datetime(NOW))
         version = version_store.create_provisional(session, machine, now=to_datetime(NOW))
-        lease = instance_store.Lease(uuid.uuid4(), "a")
-        instance_store.insert_first(
-            session,
+    lease = Lease(uuid.uuid4(), "a")
+    with db.raw() as tx:
+        commits.insert_first(
+            tx,
             lease=lease,
             owner="A",
             lease_expires_at=NOW + 1000,
@@ -77,30 +79,37 @@ def leased(db: Database) -> instance_store.Lease:
     return lease
 
 
-def acquire(db: Database, lease: instance_store.Lease, owner: str, token: str, now: int) -> bool:
-    with db.transaction() as session:
-        return leases.try_acquire(
-            session, lease.instance_id, owner=owner, token=token, now_ms=now, ttl_ms=1000
-        )
+def take(db: Database, target: leases.Target, owner: str, token: str, now: int) -> Any:
+    with db.raw(autocommit=True) as tx:
+        return leases.take(tx, target, owner=owner, token=token, now_ms=now, ttl_ms=1000)
 
 
-def test_a_lease_excludes_others_until_released_or_expired(
-    db: Database, leased: instance_store.Lease
-) -> None:
+def acquire(db: Database, lease: Lease, owner: str, token: str, now: int) -> bool:
+    return take(db, leases.Target.with_id(lease.instance_id), owner, token, now) is not None
+
+
+def release(db: Database, instance_id: uuid.UUID, token: str) -> None:
+    with db.raw(autocommit=True) as tx:
+        leases.release(tx, Lease(instance_id, token))
+
+
+def commit(db: Database, lease: Lease, seq: int, step: Macrostep, ts: int) -> None:
+    with db.raw() as tx:
+        commits.commit(tx, lease=lease, seq=seq, step=step, ts=ts, now=to_datetime(NOW))
+
+
+def test_a_lease_excludes_others_until_released_or_expired(db: Database, leased: Lease) -> None:
     assert not acquire(db, leased, "B", "b", NOW + 10)
-    with db.transaction() as session:
-        leases.release(session, leased.instance_id, token="a")
+    release(db, leased.instance_id, "a")
     assert acquire(db, leased, "B", "b", NOW + 20)
     assert not acquire(db, leased, "C", "c", NOW + 30)
     assert acquire(db, leased, "C", "c", NOW + 20 + 1001)  # B's lease expired
 
 
-def test_commits_are_fenced_by_the_lease_token(db: Database, leased: instance_store.Lease) -> None:
+def test_commits_are_fenced_by_the_lease_token(db: Database, leased: Lease) -> None:
     assert acquire(db, leased, "B", "b", NOW + 1001)  # A's lease expired; B took over
-    with pytest.raises(ConflictError), db.transaction() as session:
-        instance_store.commit(
-            session, lease=leased, seq=2, step=macrostep("stale"), ts=NOW + 1, now=to_datetime(NOW)
-        )
+    with pytest.raises(ConflictError):
+        commit(db, leased, 2, macrostep("stale"), NOW + 1)
     with db.transaction() as session:
         row = instance_store.find(session, leased.instance_id)
         assert row is not None and row.seq == 1 and row.view["state"] == "one"
@@ -108,32 +117,22 @@ def test_commits_are_fenced_by_the_lease_token(db: Database, leased: instance_st
         assert [t.seq for t in transitions] == [1]
 
 
-def test_a_waiting_process_gets_the_next_turn(db: Database, leased: instance_store.Lease) -> None:
+def test_a_waiting_process_gets_the_next_turn(db: Database, leased: Lease) -> None:
     assert not acquire(db, leased, "B", "b", NOW + 10)  # B now waits in line
-    with db.transaction() as session:
-        leases.release(session, leased.instance_id, token="a")
+    release(db, leased.instance_id, "a")
     assert not acquire(db, leased, "A", "a2", NOW + 20)  # A may not jump the line
     assert acquire(db, leased, "B", "b", NOW + 30)
-    with db.transaction() as session:
-        leases.release(session, leased.instance_id, token="b")
+    release(db, leased.instance_id, "b")
     assert acquire(db, leased, "A", "a3", NOW + 40)  # A claimed the line meanwhile
 
 
-def test_an_absent_waiter_does_not_block_forever(
-    db: Database, leased: instance_store.Lease
-) -> None:
+def test_an_absent_waiter_does_not_block_forever(db: Database, leased: Lease) -> None:
     assert not acquire(db, leased, "B", "b", NOW + 10)
-    with db.transaction() as session:
-        leases.release(session, leased.instance_id, token="a")
+    release(db, leased.instance_id, "a")
     assert acquire(db, leased, "A", "a2", NOW + 10 + 1001)  # B stopped polling
 
 
-def take(db: Database, target: leases.Target, owner: str, token: str, now: int) -> Any:
-    with db.begin() as conn:
-        return leases.take(conn, target, owner=owner, token=token, now_ms=now, ttl_ms=1000)
-
-
-def org_of(db: Database, lease: instance_store.Lease) -> uuid.UUID:
+def org_of(db: Database, lease: Lease) -> uuid.UUID:
     with db.transaction() as session:
         row = instance_store.find(session, lease.instance_id)
         assert row is not None
@@ -141,27 +140,22 @@ def org_of(db: Database, lease: instance_store.Lease) -> uuid.UUID:
 
 
 def test_take_leases_by_name_and_reads_what_the_last_holder_committed(
-    db: Database, leased: instance_store.Lease
+    db: Database, leased: Lease
 ) -> None:
     named = leases.Target.named(org_of(db, leased), "m", "i")
     assert take(db, named, "B", "b", NOW + 10) is None  # held by A: B now waits in line
-    with db.transaction() as session:
-        leases.release(session, leased.instance_id, token="a")
+    release(db, leased.instance_id, "a")
     assert take(db, named, "A", "a2", NOW + 20) is None  # A may not jump the line
     current = take(db, named, "B", "b", NOW + 30)
     assert (current.id, current.seq, current.view["state"]) == (leased.instance_id, 1, "one")
-    with db.transaction() as session:
-        lease_b = instance_store.Lease(leased.instance_id, "b")
-        instance_store.commit(
-            session, lease=lease_b, seq=2, step=macrostep("two"), ts=NOW + 31, now=to_datetime(NOW)
-        )
-        leases.release(session, leased.instance_id, token="b")
+    commit(db, Lease(leased.instance_id, "b"), 2, macrostep("two"), NOW + 31)
+    release(db, leased.instance_id, "b")
     again = take(db, leases.Target.with_id(leased.instance_id), "C", "c", NOW + 40 + 1001)
     assert (again.seq, again.ts, again.view["state"]) == (2, NOW + 31, "two")
     assert again.state_json == macrostep("two").state_json
 
 
-def test_take_names_what_is_missing(db: Database, leased: instance_store.Lease) -> None:
+def test_take_names_what_is_missing(db: Database, leased: Lease) -> None:
     org_id = org_of(db, leased)
     for target, parameter in [
         (leases.Target.named(org_id, "nope", "i"), "machineName"),
@@ -174,9 +168,7 @@ def test_take_names_what_is_missing(db: Database, leased: instance_store.Lease) 
         assert caught.value.parameter == parameter
 
 
-def test_timers_are_upserted_by_send_id_and_cancelled(
-    db: Database, leased: instance_store.Lease
-) -> None:
+def test_timers_are_upserted_by_send_id_and_cancelled(db: Database, leased: Lease) -> None:
     first = macrostep(
         "two",
         timers=[
@@ -185,14 +177,8 @@ def test_timers_are_upserted_by_send_id_and_cancelled(
         ],
     )
     second = macrostep("three", cancels=["t1"], timers=[Timer("t2", {"type": "z"}, 50, NOW + 55)])
-    with db.transaction() as session:
-        instance_store.commit(
-            session, lease=leased, seq=2, step=first, ts=NOW + 1, now=to_datetime(NOW)
-        )
-    with db.transaction() as session:
-        instance_store.commit(
-            session, lease=leased, seq=3, step=second, ts=NOW + 2, now=to_datetime(NOW)
-        )
+    commit(db, leased, 2, first, NOW + 1)
+    commit(db, leased, 3, second, NOW + 2)
     with db.transaction() as session:
         rows: list[TimerRow] = instance_store.pending_timers(session, leased.instance_id)
         assert [(r.send_id, r.event, r.due_at_ms, r.attempts) for r in rows] == [

@@ -1,0 +1,216 @@
+"""The writes of a step: each macrostep's state, transition and timer changes, together.
+
+Every write of a step goes through `insert_first` / `commit`, each inside one short transaction
+(`Database.raw`) that holds the macrostep's new state, its transition row and its timer changes
+together. `commit` is fenced: it only updates the row while the caller's lease token is still
+the instance's, so a step that lost its lease (expired, instance deleted) can never overwrite
+someone else's work.
+
+Timers are keyed by (instance, send_id). Re-arming an id that is still pending *replaces* it
+(new event and due time, attempts reset): last write wins, so an id names at most one pending
+delivery and a `cancel(id)` always leaves none. Cancels of a macrostep are applied before its
+new timers; a macrostep that reaches the machine's final state first drops them all.
+
+These run once or more per event, so they are `Prepared` statements (see `prepared.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import ClauseElement
+
+from runtime.errors import ConflictError
+from runtime.results import Macrostep
+from runtime.results import Timer as ArmedTimer
+from runtime.store.instances import RUNNING
+from runtime.store.leases import Lease
+from runtime.store.models import Instance, Timer, Transition, table
+from runtime.store.prepared import Prepared, RawTransaction
+
+_instances = table(Instance)
+_i = _instances.c
+_timers = table(Timer)
+_t = _timers.c
+_fenced = (_i.id == bindparam("instance_id"), _i.lease_token == bindparam("token"))
+
+_INSERT_INSTANCE = Prepared(
+    insert(_instances).values(status=RUNNING, seq=1),
+    column_keys=[
+        "id", "machine_id", "slug", "version_id", "state_json", "context", "view", "ts",
+        "cut_off", "lease_owner", "lease_token", "lease_expires_at", "created_at",
+    ],
+)  # fmt: skip
+_COMMIT = Prepared(
+    update(_instances)
+    .where(*_fenced)
+    .values(
+        state_json=bindparam("new_state_json"),
+        context=bindparam("new_context", type_=_i.context.type),
+        view=bindparam("new_view", type_=_i.view.type),
+        ts=bindparam("new_ts"),
+        seq=bindparam("new_seq"),
+        cut_off=bindparam("new_cut_off", type_=_i.cut_off.type),
+    )
+)
+_SAVE_CUT_OFF = Prepared(
+    update(_instances)
+    .where(*_fenced)
+    .values(cut_off=bindparam("new_cut_off", type_=_i.cut_off.type))
+)
+_RECORD = Prepared(
+    insert(table(Transition)),
+    column_keys=["instance_id", "seq", "event", "state", "created_at"],
+)
+_CONSUME_TIMER = Prepared(
+    delete(_timers).where(_t.id == bindparam("timer_id"), _t.claimed_by == bindparam("claim"))
+)
+_CLEAR_TIMERS = Prepared(delete(_timers).where(_t.instance_id == bindparam("instance_id")))
+_CANCEL_TIMER = Prepared(
+    delete(_timers).where(
+        _t.instance_id == bindparam("instance_id"), _t.send_id == bindparam("send_id")
+    )
+)
+
+
+def _upsert(dialect: Dialect) -> ClauseElement:
+    insert_for = pg_insert if dialect.name == "postgresql" else sqlite_insert
+    stmt = insert_for(_timers).values(attempts=0)
+    return stmt.on_conflict_do_update(
+        index_elements=["instance_id", "send_id"],
+        set_={
+            "event": stmt.excluded.event,
+            "due_at_ms": stmt.excluded.due_at_ms,
+            "attempts": 0,
+            "claimed_by": None,
+            "claim_expires_at": None,
+            "created_at": stmt.excluded.created_at,
+        },
+    )
+
+
+_UPSERT_TIMER = Prepared(
+    _upsert, column_keys=["instance_id", "send_id", "event", "due_at_ms", "created_at"]
+)
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a commit wrote: enough to answer the request without reading back."""
+
+    seq: int
+    ts: int
+    view: dict[str, Any]
+
+
+def insert_first(
+    tx: RawTransaction,
+    *,
+    lease: Lease,
+    owner: str,
+    lease_expires_at: int,
+    machine_id: uuid.UUID,
+    slug: str,
+    version_id: uuid.UUID,
+    step: Macrostep,
+    ts: int,
+    now: datetime,
+) -> Committed:
+    """Create the instance row with its first state, already leased to the creating step."""
+    view = _view(step)
+    row = {
+        "id": lease.instance_id,
+        "machine_id": machine_id,
+        "slug": slug,
+        "version_id": version_id,
+        "state_json": step.state_json,
+        "context": step.context,
+        "view": view,
+        "ts": ts,
+        "cut_off": list(step.running),
+        "lease_owner": owner,
+        "lease_token": lease.token,
+        "lease_expires_at": lease_expires_at,
+        "created_at": now,
+    }
+    try:
+        tx.execute(_INSERT_INSTANCE, row)
+    except tx.integrity_error as exc:
+        raise ConflictError(f"instance {slug!r} already exists", code="already-exists") from exc
+    _record(tx, lease.instance_id, 1, step, now)
+    return Committed(seq=1, ts=ts, view=view)
+
+
+def commit(
+    tx: RawTransaction, *, lease: Lease, seq: int, step: Macrostep, ts: int, now: datetime
+) -> Committed:
+    """Write macrostep number `seq` (fenced by the lease) with its transition and timers."""
+    view = _view(step)
+    changed = tx.execute(
+        _COMMIT,
+        {
+            "instance_id": lease.instance_id,
+            "token": lease.token,
+            "new_state_json": step.state_json,
+            "new_context": step.context,
+            "new_view": view,
+            "new_ts": ts,
+            "new_seq": seq,
+            # The services running after this macrostep: if the step never reaches its end
+            # (a crash), these are the ones the next step fails with error.platform first.
+            "new_cut_off": list(step.running),
+        },
+    )
+    if changed != 1:
+        raise ConflictError(
+            "the instance was deleted or taken over during this step; this step was not saved",
+            code="instance-busy",
+        )
+    _record(tx, lease.instance_id, seq, step, now)
+    return Committed(seq=seq, ts=ts, view=view)
+
+
+def consume_timer(tx: RawTransaction, timer_id: int, claim: str) -> bool:
+    """Delete a delivered timer in the delivery's first commit; False if it was re-armed,
+    cancelled or re-claimed meanwhile (see `timers.py`)."""
+    return tx.execute(_CONSUME_TIMER, {"timer_id": timer_id, "claim": claim}) == 1
+
+
+def save_cut_off(tx: RawTransaction, lease: Lease, cut_off: list[str]) -> None:
+    params = {"instance_id": lease.instance_id, "token": lease.token, "new_cut_off": cut_off}
+    tx.execute(_SAVE_CUT_OFF, params)
+
+
+def _view(step: Macrostep) -> dict[str, Any]:
+    view = step.view
+    out: dict[str, Any] = {"state": view.value, "tags": list(view.tags), "done": view.done}
+    if view.public_context is not None:
+        out["publicContext"] = view.public_context
+    return out
+
+
+def _record(
+    tx: RawTransaction, instance_id: uuid.UUID, seq: int, step: Macrostep, now: datetime
+) -> None:
+    transition = {"instance_id": instance_id, "seq": seq, "event": step.event}
+    tx.execute(_RECORD, {**transition, "state": step.view.value, "created_at": now})
+    if step.clear_timers:  # the machine reached its final state: XState drops its timers
+        tx.execute(_CLEAR_TIMERS, {"instance_id": instance_id})
+    for send_id in step.cancels:
+        tx.execute(_CANCEL_TIMER, {"instance_id": instance_id, "send_id": send_id})
+    for timer in step.timers:
+        _upsert_timer(tx, instance_id, timer, now)
+
+
+def _upsert_timer(
+    tx: RawTransaction, instance_id: uuid.UUID, timer: ArmedTimer, now: datetime
+) -> None:
+    row = {"instance_id": instance_id, "send_id": timer.send_id, "event": timer.event}
+    tx.execute(_UPSERT_TIMER, {**row, "due_at_ms": timer.due_at_ms, "created_at": now})

@@ -4,7 +4,9 @@ It sleeps until the earliest due time it knows of, and is woken early when a com
 process arms an earlier timer (`notify`). Polling the database is only the fallback that finds
 timers armed by other processes, or left behind by one that died (their claims expire).
 
-Due timers are claimed in batches and delivered through the caller's `deliver` coroutine,
+Due timers are claimed in batches, never more than a batch in flight (a claim this process
+cannot deliver before it expires would only be delivered twice over), and delivered through
+the caller's `deliver` coroutine,
 which runs them through the same serialized per-instance path as client events. Timers of one
 instance are delivered in due order, one after the other; different instances in parallel.
 
@@ -67,6 +69,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0      # claimed and not yet settled: never claim more than a batch
         self.delivered = 0
         self.dropped = 0
 
@@ -90,11 +93,15 @@ class Scheduler:
 
     async def run_once(self) -> float:
         """Claim and start delivering what is due; seconds until the next look."""
+        room = self._batch - self._in_flight
+        if room <= 0:
+            return self._poll_s               # a settled delivery wakes the loop
         now = self._clock.now_ms()
-        claimed = await self._source.claim_due(now, self._batch)
+        claimed = await self._source.claim_due(now, room)
+        self._in_flight += len(claimed)
         for group in _by_instance(claimed):
             self._spawn(self._deliver_group(group))
-        if len(claimed) == self._batch:
+        if claimed and len(claimed) == room:
             return 0.0                        # more may be due right now
         earliest = await self._source.earliest_due()
         if earliest is None:
@@ -142,6 +149,9 @@ class Scheduler:
             await self._source.drop(timer)
         except Exception as exc:
             await self._failed(timer, exc)
+        finally:
+            self._in_flight -= 1
+            self._wake.set()
 
     async def _failed(self, timer: Claimed, exc: BaseException) -> None:
         attempt = timer.attempts + 1

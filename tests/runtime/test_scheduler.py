@@ -146,3 +146,25 @@ def test_closing_cancels_deliveries_in_flight():
         await asyncio.wait_for(s.aclose(), timeout=5)
         assert finished == [] and not s._tasks
     asyncio.run(go())
+
+
+def test_claims_no_more_than_a_batch_while_deliveries_are_in_flight():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        for k in range(10):
+            source.arm(uuid.uuid4(), f"t{k}", 0)
+        release = asyncio.Event()
+
+        async def deliver(t: Claimed) -> None:
+            await release.wait()
+
+        s = scheduler(source, clock, deliver, batch=4)
+        await s.run_once()
+        await s.run_once()                     # nothing settled yet: no room to claim more
+        assert len(source.timers) == 6
+        release.set()
+        await s.drain()
+        await s.run_once()
+        assert len(source.timers) == 2
+        await s.aclose()
+    asyncio.run(go())

@@ -8,18 +8,15 @@ org and the scopes; `act` becomes the auth context (top-level `sub` as fallback)
 
 Every failure is an `AuthError` (403) raised before anything is read or written.
 
-Opened keys (org, scopes, decrypted secret) are cached per process for `key_cache_s` seconds,
-so most requests verify their JWT without a database read. Deleting a key drops it from the
-deleting process's cache at once; other processes stop accepting it within `key_cache_s`.
+Keys and verified tokens are cached per process (see `key_cache.py`): most requests cost a
+dictionary lookup. Deleting a key drops it and its tokens from the deleting process's caches at
+once; other processes stop accepting it within `key_cache_s`.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +24,7 @@ import jwt
 
 from api import ids
 from api.crypto import ServerKeys
+from api.key_cache import KeyCache, OpenedKey, TokenCache, VerifiedToken
 from api.scopes import ADMIN_SCOPE, Scope
 from api.settings import Settings
 from runtime.errors import AuthError, InvalidRequestError, MissingScopeError
@@ -62,77 +60,41 @@ class Credentials:
     act: str | None = None
 
 
-@dataclass(frozen=True)
-class OpenedKey:
-    """What verifying a token needs from a key: its org, its scopes and its plain secret."""
-
-    org_id: uuid.UUID
-    scopes: frozenset[str]
-    secret: str
-
-
-class KeyCache:
-    """Opened keys by id, each kept for `ttl_s` seconds after it was read (0: no caching)."""
-
-    def __init__(self, ttl_s: float, *, now: Callable[[], float] = time.monotonic):
-        self._ttl_s = ttl_s
-        self._now = now
-        self._keys: dict[uuid.UUID, tuple[float, OpenedKey]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key_id: uuid.UUID) -> OpenedKey | None:
-        with self._lock:
-            expires, key = self._keys.get(key_id, (0.0, None))
-            if key is not None and expires <= self._now():
-                del self._keys[key_id]
-                return None
-            return key
-
-    def put(self, key_id: uuid.UUID, key: OpenedKey) -> None:
-        if self._ttl_s > 0:
-            with self._lock:
-                self._drop_expired()
-                self._keys[key_id] = (self._now() + self._ttl_s, key)
-
-    def forget(self, key_id: uuid.UUID) -> None:
-        with self._lock:
-            self._keys.pop(key_id, None)
-
-    def _drop_expired(self) -> None:
-        # Callers may present made-up key ids, so expired entries are swept as new ones arrive.
-        now = self._now()
-        for key_id in [k for k, (expires, _) in self._keys.items() if expires <= now]:
-            del self._keys[key_id]
-
-
 class Authenticator:
     def __init__(self, db: Database, keys: ServerKeys, settings: Settings, cache: KeyCache):
         self._db = db
         self._keys = keys
         self._settings = settings
         self._cache = cache
+        self._tokens = TokenCache(cache)
 
     def authenticate(self, creds: Credentials) -> Principal:
         """The caller behind `creds`; blocking (may read the key)."""
-        token, key_id = _token_and_key_id(creds)
-        return self._principal(creds, token, key_id, self._cache.get(key_id) or self._open(key_id))
+        token = _bearer(creds.authorization)
+        verified = self._tokens.get(token)
+        if verified is None:
+            key_id = _key_id(token)
+            verified = self._check(token, key_id, self._cache.get(key_id) or self._open(key_id))
+        return _principal(creds, verified)
 
     def authenticate_cached(self, creds: Credentials) -> Principal | None:
         """The caller behind `creds` if its key is cached (never blocks), else None: then call
         `authenticate` off the event loop. Malformed tokens fail here already."""
-        token, key_id = _token_and_key_id(creds)
-        key = self._cache.get(key_id)
-        return None if key is None else self._principal(creds, token, key_id, key)
+        token = _bearer(creds.authorization)
+        verified = self._tokens.get(token)
+        if verified is None:
+            key_id = _key_id(token)
+            key = self._cache.get(key_id)
+            if key is None:
+                return None
+            verified = self._check(token, key_id, key)
+        return _principal(creds, verified)
 
-    def _principal(
-        self, creds: Credentials, token: str, key_id: uuid.UUID, key: OpenedKey
-    ) -> Principal:
+    def _check(self, token: str, key_id: uuid.UUID, key: OpenedKey) -> VerifiedToken:
         claims = self._verify(token, key.secret)
-        _check_org(creds.org_id, key.org_id)
-        principal = Principal(key.org_id, key_id, key.scopes, _auth_context(claims))
-        if creds.act is not None:
-            principal = _impersonate(principal, creds.act)
-        return principal
+        verified = VerifiedToken(key_id, key, claims)
+        self._tokens.put(token, verified, until=claims["exp"] + self._settings.token_leeway_s)
+        return verified
 
     def _open(self, key_id: uuid.UUID) -> OpenedKey:
         with self._db.read() as session:
@@ -166,9 +128,14 @@ class Authenticator:
         return claims
 
 
-def _token_and_key_id(creds: Credentials) -> tuple[str, uuid.UUID]:
-    token = _bearer(creds.authorization)
-    return token, _key_id(token)
+def _principal(creds: Credentials, verified: VerifiedToken) -> Principal:
+    key = verified.key
+    _check_org(creds.org_id, key.org_id)
+    context = _auth_context(verified.claims)
+    principal = Principal(key.org_id, verified.key_id, key.scopes, context)
+    if creds.act is not None:
+        principal = _impersonate(principal, creds.act)
+    return principal
 
 
 def _bearer(authorization: str | None) -> str:

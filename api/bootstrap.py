@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 
 from api import ids
-from api.auth import KeyCache
 from api.crypto import ServerKeys
+from api.key_cache import KeyCache
 from api.scopes import USE_SCOPES, KeyUse
 from api.services.keys import KeyService
 from api.settings import Settings

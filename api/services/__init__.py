@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.auth import Authenticator, KeyCache
+from api.auth import Authenticator
 from api.crypto import ServerKeys
+from api.key_cache import KeyCache
 from api.services.bundles import Bundles
 from api.services.instances import InstanceService
 from api.services.keys import KeyService

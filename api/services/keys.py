@@ -7,8 +7,9 @@ import uuid
 from dataclasses import dataclass
 
 from api import ids
-from api.auth import KeyCache, Principal
+from api.auth import Principal
 from api.crypto import ServerKeys
+from api.key_cache import KeyCache
 from api.scopes import Scope
 from runtime.clock import Clock
 from runtime.errors import MissingScopeError, NotFoundError

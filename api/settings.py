@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     fetch_allowed_hosts: list[str] = []
     fetch_timeout_s: float = 30.0
     step_threads: int = 64
+    # Steps starting at once in one process (0: one per CPU); a step still running after 50 ms
+    # no longer counts (see api/services/lanes.py).
+    step_lanes: int = 0
 
     # Per-instance serialization across processes (see runtime/store/leases.py).
     lease_ttl_s: float = 30.0

@@ -12,7 +12,9 @@ Design (why it looks like this):
   from the runtime's `on_commit` hook, before any of its effects run. The commit's UPDATE is
   fenced by the lease token: if the lease was lost, nothing is written and the step aborts.
 - Steps block (wasm), so they run on a dedicated thread limiter, never on the event loop; a
-  machine that spins for its whole window only occupies one of those threads. Taking the lease
+  machine that spins for its whole window only occupies one of those threads. Steps start a
+  few at a time (`lanes.py`): a dozen threads contending for the GIL cost more CPU than the
+  steps themselves. Taking the lease
   (and re-reading the instance), the step with its commits, and releasing the lease all run in
   *one* call on that thread: each trip between the event loop and a thread costs more than a
   statement, and a contended lease is waited for there, sleeping (there are many threads).
@@ -37,6 +39,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from api.services.lanes import Lanes
 from runtime.clock import Clock
 from runtime.errors import ConflictError
 from runtime.results import Macrostep
@@ -46,6 +49,8 @@ from runtime.store.leases import Current, Lease, Target
 from runtime.store.prepared import RawTransaction
 
 T = TypeVar("T")
+# A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
+LANE_HOLD_S = 0.05
 
 
 def process_owner() -> str:
@@ -76,12 +81,14 @@ class Stepper:
         clock: Clock,
         *,
         step_threads: int,
+        step_lanes: int,
         lease_ttl_s: float,
         lease_wait_s: float,
     ):
         self._db = db
         self._clock = clock
         self._limiter = anyio.CapacityLimiter(step_threads)
+        self._lanes = Lanes(step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._wait_s = lease_wait_s
         self.owner = process_owner()
@@ -92,8 +99,9 @@ class Stepper:
         self._renewer: asyncio.Task[None] | None = None
 
     async def run_step(self, fn: Callable[[], T]) -> T:
-        """Run blocking runtime work on the step threads."""
-        return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+        """Run blocking runtime work on the step threads, once it has a lane."""
+        async with self._lanes.lane():
+            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args))

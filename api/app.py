@@ -17,6 +17,7 @@ from sqlalchemy.pool import QueuePool
 
 from api import errors
 from api.bootstrap import open_database, server_secret
+from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
 from api.routes import ROUTERS
 from api.services import Services, build_services
@@ -118,6 +119,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
             return settings.max_upload_body_bytes
         return settings.max_body_bytes
 
+    app.add_middleware(EventFastPath, services=lambda: services_of(app))  # innermost
     app.add_middleware(CatchAll)
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(CollapseSlashes)

@@ -76,12 +76,16 @@ def install(app: FastAPI) -> None:
     # Anything else is answered by `api.middleware.CatchAll`.
 
 
-async def _on_backstate_error(_request: Request, exc: BackstateError) -> JSONResponse:
+def backstate_error_response(exc: BackstateError) -> JSONResponse:
     status = status_of(exc)
     if status == 500:
         log.error("unmapped error", exc_info=exc)
         return error_response(500, "internal server error", "internal-error")
     return error_response(status, exc.message, exc.code, exc.parameter)
+
+
+async def _on_backstate_error(_request: Request, exc: BackstateError) -> JSONResponse:
+    return backstate_error_response(exc)
 
 
 async def _on_validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -37,6 +37,8 @@ class FakeInstances:
         self.sent.append((machine, slug, event))
         if slug == "paused":
             raise ConflictError("instance 'paused' is paused", code="invalid-state")
+        if slug == "broken":
+            raise RuntimeError("a bug")
         return STATE
 
 
@@ -72,7 +74,7 @@ def call(
         "path": path,
         "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()],
     }
-    app = EventFastPath(next_app, services=lambda: services)  # type: ignore[arg-type,return-value]
+    app = EventFastPath(next_app, services=lambda: services, body_limit=100)  # type: ignore[arg-type,return-value]
     asyncio.run(app(scope, receive, send))
     response = None
     if sent:
@@ -94,6 +96,15 @@ def test_service_errors_are_answered_as_the_error_map_says() -> None:
     }
 
 
+def test_an_unexpected_error_is_a_json_500() -> None:
+    response, passed, _ = call("/machines/m/i/broken/events", b'{"event": "go"}')
+    assert passed is None
+    assert response == {
+        "status": 500,
+        "json": {"error": "internal server error", "code": "internal-error"},
+    }
+
+
 def test_everything_else_goes_on_to_fastapi_with_its_body() -> None:
     event = b'{"event": "x"}'
     cases: list[tuple[str, bytes, dict[str, Any]]] = [
@@ -106,6 +117,8 @@ def test_everything_else_goes_on_to_fastapi_with_its_body() -> None:
         ("/machines/m/i/i/events", event, {"headers": {"authorization": "Bearer uncached"}}),
         ("/machines/m/i/i/events", event, {"headers": {"x-statebacked-org-id": "o"}}),  # scope
         ("/machines/m/i/i/events", event, {"headers": {"content-type": "text/plain"}}),
+        ("/machines/m/i/i/events", event, {"headers": {"origin": "https://x.test"}}),  # CORS
+        ("/machines/m/i/i/events", b'{"event": "%s"}' % (b"x" * 100), {}),  # over the limit
     ]
     for path, body, kw in cases:
         response, passed, services = call(path, body, **kw)

@@ -68,6 +68,9 @@ class Macrostep:
     # Invoked services running after this macrostep. Persist them with the state: if the step
     # never finishes (a crash), they are the services to fail (`cut_off`) before the next event.
     running: list[str] = field(default_factory=list)
+    # The step commits nothing after this macrostep: its commit may also end the step's hold
+    # on the instance (the server releases its lease in the same transaction).
+    last: bool = False
 
     @property
     def state(self) -> dict[str, Any]:

@@ -84,9 +84,10 @@ class Step:
             self._check_event_size(args)
             reply = self.call(args)     # create and send answer with their first poll
             while True:
-                self._commit(reply, on_commit)
+                jobs = self._jobs_before_commit(reply, on_commit)
+                self._commit(reply, on_commit, last=not jobs and not reply["running"])
                 self._release_fetches(reply)
-                if self._run_jobs():
+                if jobs:
                     reply = self._poll()     # commit what the jobs did before anything else
                     continue
                 if self._finished(reply):
@@ -107,21 +108,36 @@ class Step:
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
         return self.vm.run_jobs()
 
-    def _commit(self, reply: Reply, on_commit: CommitHook) -> None:
+    def _jobs_before_commit(self, reply: Reply, on_commit: CommitHook) -> int:
+        """Run the promise jobs a reply left before committing its macrosteps: jobs cannot
+        reach the world (their fetches wait for commits like any other), and when none ran
+        and no service is running, the reply's last macrostep is the step's last commit.
+        Jobs that fail still leave the reply's macrosteps committed, as if they ran after."""
+        if "error" in reply:
+            return 0
+        try:
+            return self._run_jobs()
+        except BackstateError:
+            self._commit(reply, on_commit, last=False)
+            raise
+
+    def _commit(self, reply: Reply, on_commit: CommitHook, *, last: bool) -> None:
         self.running = reply["running"]
-        for raw in reply["macrosteps"]:
+        last = last and "error" not in reply
+        raws = reply["macrosteps"]
+        for n, raw in enumerate(raws, 1):
             if len(self.committed) >= self.limits.max_macrosteps:
                 raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
                                    "macrosteps for one event (does it send itself events "
                                    "forever?)", code="too-many-macrosteps")
-            step = self._macrostep(raw)
+            step = self._macrostep(raw, last=last and n == len(raws))
             on_commit(step)
             self.committed.append(step)
         self._collect_logs(reply["logs"])
         if "error" in reply:
             raise self._classify(_error_from_js(reply["error"]))
 
-    def _macrostep(self, raw: dict[str, Any]) -> Macrostep:
+    def _macrostep(self, raw: dict[str, Any], *, last: bool) -> Macrostep:
         state_json = json.dumps(raw["state"], separators=(",", ":"))
         context = raw["state"].get("context")
         if context is None:
@@ -144,6 +160,7 @@ class Step:
             logs=logs,
             clear_timers=bool(raw.get("clearTimers")),
             running=list(raw.get("running", [])),
+            last=last,
         )
 
     def _release_fetches(self, reply: Reply) -> None:

@@ -34,6 +34,7 @@ class Services:
     keys: KeyService
     orgs: OrgService
     scheduler: Scheduler
+    stepper: Stepper
 
 
 def build_services(
@@ -74,4 +75,5 @@ def build_services(
         keys=KeyService(db, server_keys, clock, key_cache, page_size=page),
         orgs=OrgService(db, clock),
         scheduler=build_scheduler(settings, db, clock, stepper, instances),
+        stepper=stepper,
     )

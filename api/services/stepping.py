@@ -36,10 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import anyio
-import anyio.to_thread
-
 from api.services.lanes import Lanes
+from api.services.threads import Threads
 from runtime.clock import Clock
 from runtime.errors import ConflictError
 from runtime.results import Macrostep
@@ -51,6 +49,7 @@ from runtime.store.prepared import RawTransaction
 T = TypeVar("T")
 # A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
 LANE_HOLD_S = 0.05
+DB_THREADS = 8
 
 
 def process_owner() -> str:
@@ -87,7 +86,8 @@ class Stepper:
     ):
         self._db = db
         self._clock = clock
-        self._limiter = anyio.CapacityLimiter(step_threads)
+        self._steps = Threads(step_threads, "step")
+        self._db_threads = Threads(DB_THREADS, "db")
         self._lanes = Lanes(step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._wait_s = lease_wait_s
@@ -101,10 +101,18 @@ class Stepper:
     async def run_step(self, fn: Callable[[], T]) -> T:
         """Run blocking runtime work on the step threads, once it has a lane."""
         async with self._lanes.lane():
-            return await anyio.to_thread.run_sync(fn, limiter=self._limiter)
+            return await self._steps.run(fn)
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+        """Short database work (reads, the scheduler's claims), on threads of its own: a
+        machine waiting on fetches in every step thread must not hold these up."""
+        return await self._db_threads.run(functools.partial(fn, *args))
+
+    def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+        self._steps.close()
+        self._db_threads.close()
 
     # --- leases -------------------------------------------------------------------------
 
@@ -161,9 +169,13 @@ class Stepper:
         try:
             return body(lease)
         finally:
-            with self._held_lock:
-                del self._held[lease.token]
-            self._release(lease)
+            if self._forget(lease):  # not released by the step's last commit
+                self._release(lease)
+
+    def _forget(self, lease: Lease) -> bool:
+        """Stop renewing `lease`; whether it was still held."""
+        with self._held_lock:
+            return self._held.pop(lease.token, None) is not None
 
     def _release(self, lease: Lease) -> None:
         with self._db.raw(autocommit=True) as tx:
@@ -176,7 +188,7 @@ class Stepper:
 
     async def _renew_forever(self) -> None:
         while True:
-            await anyio.sleep(self._ttl_ms / 3000)
+            await asyncio.sleep(self._ttl_ms / 3000)
             with self._held_lock:
                 held = list(self._held.values())
             if held:
@@ -234,6 +246,8 @@ class Stepper:
                 )
         tracker.seq, tracker.ts, tracker.view = done.seq, done.ts, done.view
         tracker.committed += 1
+        if step.last:  # that commit released the lease
+            self._forget(lease)
 
     def save_cut_off(self, lease: Lease, cut_off: list[str]) -> None:
         with self._db.raw(autocommit=True) as tx:

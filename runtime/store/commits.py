@@ -48,17 +48,20 @@ _INSERT_INSTANCE = Prepared(
         "cut_off", "lease_owner", "lease_token", "lease_expires_at", "created_at",
     ],
 )  # fmt: skip
-_COMMIT = Prepared(
+_NEW_STATE = {
+    "state_json": bindparam("new_state_json"),
+    "context": bindparam("new_context", type_=_i.context.type),
+    "view": bindparam("new_view", type_=_i.view.type),
+    "ts": bindparam("new_ts"),
+    "seq": bindparam("new_seq"),
+    "cut_off": bindparam("new_cut_off", type_=_i.cut_off.type),
+}
+_COMMIT = Prepared(update(_instances).where(*_fenced).values(**_NEW_STATE))
+# The step's last commit also gives up its lease (one transaction fewer per event).
+_COMMIT_AND_RELEASE = Prepared(
     update(_instances)
     .where(*_fenced)
-    .values(
-        state_json=bindparam("new_state_json"),
-        context=bindparam("new_context", type_=_i.context.type),
-        view=bindparam("new_view", type_=_i.view.type),
-        ts=bindparam("new_ts"),
-        seq=bindparam("new_seq"),
-        cut_off=bindparam("new_cut_off", type_=_i.cut_off.type),
-    )
+    .values(**_NEW_STATE, lease_owner=None, lease_token=None, lease_expires_at=None)
 )
 _SAVE_CUT_OFF = Prepared(
     update(_instances)
@@ -123,8 +126,10 @@ def insert_first(
     ts: int,
     now: datetime,
 ) -> Committed:
-    """Create the instance row with its first state, already leased to the creating step."""
+    """Create the instance row with its first state, leased to the creating step unless this
+    is the step's last commit (`step.last`)."""
     view = _view(step)
+    held = not step.last
     row = {
         "id": lease.instance_id,
         "machine_id": machine_id,
@@ -135,9 +140,9 @@ def insert_first(
         "view": view,
         "ts": ts,
         "cut_off": list(step.running),
-        "lease_owner": owner,
-        "lease_token": lease.token,
-        "lease_expires_at": lease_expires_at,
+        "lease_owner": owner if held else None,
+        "lease_token": lease.token if held else None,
+        "lease_expires_at": lease_expires_at if held else None,
         "created_at": now,
     }
     try:
@@ -151,10 +156,11 @@ def insert_first(
 def commit(
     tx: RawTransaction, *, lease: Lease, seq: int, step: Macrostep, ts: int, now: datetime
 ) -> Committed:
-    """Write macrostep number `seq` (fenced by the lease) with its transition and timers."""
+    """Write macrostep number `seq` (fenced by the lease) with its transition and timers; the
+    step's last commit (`step.last`) releases the lease too."""
     view = _view(step)
     changed = tx.execute(
-        _COMMIT,
+        _COMMIT_AND_RELEASE if step.last else _COMMIT,
         {
             "instance_id": lease.instance_id,
             "token": lease.token,

@@ -37,7 +37,8 @@ from tests.support.server import run_server
 NOW = 1_700_000_000_000
 
 
-def macrostep(value: str, *, timers: list[Timer] = (), cancels: list[str] = ()) -> Macrostep:  # type: ignore[assignment]
+def macrostep(value: str, *, timers: list[Timer] = (), cancels: list[str] = (),  # type: ignore[assignment]
+              last: bool = False) -> Macrostep:
     return Macrostep(
         event={"type": value},
         state_json=f'{{"value": "{value}"}}',
@@ -45,6 +46,7 @@ def macrostep(value: str, *, timers: list[Timer] = (), cancels: list[str] = ()) 
         context={},
         timers=list(timers),
         cancels=list(cancels),
+        last=last,
     )
 
 
@@ -115,6 +117,15 @@ def test_commits_are_fenced_by_the_lease_token(db: Database, leased: Lease) -> N
         assert row is not None and row.seq == 1 and row.view["state"] == "one"
         transitions, _ = instance_store.transitions_page(session, row, after_seq=0, limit=10)
         assert [t.seq for t in transitions] == [1]
+
+
+def test_a_steps_last_commit_also_releases_its_lease(db: Database, leased: Lease) -> None:
+    commit(db, leased, 2, macrostep("two"), NOW + 1)
+    assert not acquire(db, leased, "B", "b", NOW + 10)  # still A's
+    commit(db, leased, 3, macrostep("three", last=True), NOW + 2)
+    assert acquire(db, leased, "B", "b2", NOW + 20)  # the last commit let go
+    with pytest.raises(ConflictError):  # and A, no longer holding it, can write nothing
+        commit(db, leased, 4, macrostep("four"), NOW + 3)
 
 
 def test_a_waiting_process_gets_the_next_turn(db: Database, leased: Lease) -> None:

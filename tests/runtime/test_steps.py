@@ -223,6 +223,21 @@ def test_fetches_run_only_after_the_macrostep_that_issued_them_is_committed(
     assert res.cut_off == []
 
 
+def test_only_the_steps_final_commit_is_marked_last(
+        tight_runtime: Runtime, http_server: Recorder):
+    """`last` lets the server release its lease in the final commit: it must never be set on
+    a macrostep after which the step still commits (a service running, promise jobs)."""
+    toggled = send(tight_runtime, TOGGLE, create(tight_runtime, TOGGLE, {"count": 10},
+                                                 auth=OWNER), "TOGGLE", auth=OWNER)
+    assert [m.last for m in toggled.macrosteps] == [True]
+    source = fetching(http_server.url)
+    fetched = send(tight_runtime, source, create(tight_runtime, source), "GO")
+    assert [m.last for m in fetched.macrosteps] == [False, True]
+    http_server.delay_s = 3.0
+    cut = send(tight_runtime, source, create(tight_runtime, source), "GO")
+    assert cut.cut_off and [m.last for m in cut.macrosteps] == [False]
+
+
 def test_a_failing_commit_releases_no_effect(runtime: Runtime, http_server: Recorder):
     source = fetching(http_server.url)
 

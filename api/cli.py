@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
+    from api.workers import serve_workers
 
     settings = _settings(args)
     workers = args.workers or settings.workers
@@ -112,15 +113,8 @@ def _serve(args: argparse.Namespace) -> int:
         db.dispose()
     if args.database_url:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        workers=workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-    )
-    return 0
+    # One listening socket per worker (SO_REUSEPORT), not uvicorn's shared one: see api/workers.py.
+    return serve_workers(workers, args.host, args.port, args.log_level)
 
 
 def _init(args: argparse.Namespace) -> int:

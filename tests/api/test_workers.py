@@ -1,0 +1,177 @@
+"""`backstate serve --workers 2`: a listening socket per worker process (api/workers.py).
+
+Which worker holds a connection is read from /proc: the server side of each established
+connection to the port is a socket inode, found among the file descriptors of one worker."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import TEST_SECRET
+from tests.support.server import REPO, free_port
+
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="SO_REUSEPORT balancing and /proc are Linux's"
+)
+
+CONNECTIONS = 16
+ESTABLISHED = "01"
+
+
+@contextmanager
+def serve_two_workers(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = free_port()
+    command = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)]
+    command += ["--database-url", database_url, "--log-level", "warning"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_SECRET": TEST_SECRET}
+    process = subprocess.Popen(command, cwd=REPO, env=env)
+    try:
+        wait_until(lambda: healthy(port), f"backstate serve on {port} answering", process)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until(
+    done: Callable[[], bool], what: str, process: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if process.poll() is not None:
+            raise AssertionError(f"backstate serve exited with {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def workers(pid: int) -> list[int]:
+    """The live worker processes of the server `pid` (not multiprocessing's resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = read(Path(f"/proc/{child}/cmdline"))
+            if "spawn_main" in cmdline and alive(int(child)):
+                found.append(int(child))
+    return sorted(found)
+
+
+def read(path: Path) -> str:
+    try:
+        return path.read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # the process has gone
+        return ""
+
+
+def alive(pid: int) -> bool:
+    status = read(Path(f"/proc/{pid}/status"))
+    return bool(status) and "State:\tZ" not in status
+
+
+def connections_per_worker(server_pid: int, port: int) -> dict[int, int]:
+    """How many established connections to `port` each worker holds."""
+    inodes = server_side_inodes(port)
+    counts = {}
+    for pid in workers(server_pid):
+        fds = Path(f"/proc/{pid}/fd")
+        links = {os.readlink(fd) for fd in fds.iterdir()}
+        counts[pid] = sum(f"socket:[{inode}]" in links for inode in inodes)
+    return counts
+
+
+def server_side_inodes(port: int) -> set[str]:
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].split(":")[1], 16)
+        if local_port == port and fields[3] == ESTABLISHED:
+            inodes.add(fields[9])
+    return inodes
+
+
+def open_keep_alive_connections(stack: ExitStack, port: int) -> None:
+    """CONNECTIONS connections opened together, each then answering one request (so a worker
+    has accepted it) and left open."""
+    connections = [
+        stack.enter_context(closing(http.client.HTTPConnection("127.0.0.1", port, timeout=30)))
+        for _ in range(CONNECTIONS)
+    ]
+    for connection in connections:
+        connection.connect()
+    for connection in connections:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        assert response.status == 200
+        response.read()
+
+
+def assert_spread(server_pid: int, port: int) -> None:
+    with ExitStack() as stack:
+        open_keep_alive_connections(stack, port)
+        counts = connections_per_worker(server_pid, port)
+    # The kernel picks a socket by a hash of each connection: all 16 on one of the two
+    # sockets has a chance of 2 * 2**-16.
+    assert len(counts) == 2, counts
+    assert sum(counts.values()) == CONNECTIONS, counts
+    assert all(count > 0 for count in counts.values()), counts
+
+
+@pytest.mark.slow
+def test_keep_alive_connections_opened_together_spread_over_both_workers(
+    database_url: str,
+) -> None:
+    with serve_two_workers(database_url) as (process, port):
+        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
+        assert_spread(process.pid, port)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_workers_and_exits_0(database_url: str) -> None:
+    with serve_two_workers(database_url) as (process, _):
+        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
+        children = workers(process.pid)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        assert not any(alive(pid) for pid in children)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_on_its_socket(database_url: str) -> None:
+    with serve_two_workers(database_url) as (process, port):
+        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
+        killed, kept = workers(process.pid)
+        os.kill(killed, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = workers(process.pid)
+            return len(now) == 2 and killed not in now
+
+        wait_until(replaced, "a new worker", process)
+        assert kept in workers(process.pid)
+        # connections the kernel handed to the killed worker's socket wait for the new worker
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).status_code == 200
+        # which serves the socket of the one it replaced
+        assert_spread(process.pid, port)

@@ -44,5 +44,5 @@ async def _finished(work: cf.Future[T]) -> None:
             await asyncio.shield(waiter)
         except asyncio.CancelledError:
             continue  # cancelled again: still wait, as above
-        except BaseException:  # noqa: BLE001 - its failure is not this caller's to report now
+        except BaseException:  # its failure is not this caller's to report now
             return

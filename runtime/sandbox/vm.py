@@ -18,7 +18,11 @@ Design log (what was tried and why, see also shared/reference/sandbox-engines.md
   `Func.__call__` re-reads the function type on every call and `Instance.exports()` wraps all
   exports eagerly (~4 ms). wasmtime is pinned in pyproject.toml for that reason.
 * ctypes releases the GIL during a wasm call, so VMs on different threads run in parallel and
-  a looping machine never blocks the server's event loop.
+  a looping machine never blocks the server's event loop. Only calls that may run guest code
+  for long do so, though (`_GIL_KEPT`): an event made ~15 short calls (malloc, free, memory
+  base and size, deadlines, small copies), and under load each release of the GIL is a chance
+  for another thread to take it and keep it until its own next release, so each cost a wait
+  rather than the microsecond the call itself takes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 from wasmtime._extern import wrap_extern
 
@@ -55,6 +60,27 @@ GUEST_STACK_LIMIT = 768 << 10  # QuickJS's own RangeError comes before the 1 MiB
 GC_HEADROOM = 16 << 20         # bytes a cloned VM may allocate before QuickJS collects
 
 HostCall = Callable[[str], str]
+
+# The same wasmtime functions, called without releasing the GIL (ctypes.PyDLL): for calls that
+# are over in microseconds. See the module docstring.
+_KEEP_GIL = ctypes.PyDLL(ffi.dll._name, handle=ffi.dll._handle)
+
+
+def _gil_kept(name: str) -> Any:
+    bound = getattr(_bindings, "_" + name)
+    fn = getattr(_KEEP_GIL, name)
+    fn.argtypes, fn.restype = bound.argtypes, bound.restype
+    return fn
+
+
+_call_short = _gil_kept("wasmtime_func_call_unchecked")
+_memory_data = _gil_kept("wasmtime_memory_data")
+_memory_size = _gil_kept("wasmtime_memory_data_size")
+_set_epoch_deadline = _gil_kept("wasmtime_context_set_epoch_deadline")
+_copy_small = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_size_t)(ctypes._memmove_addr)  # type: ignore[attr-defined]
+# Guest exports that return in microseconds: no JavaScript runs in them.
+_GIL_KEPT = frozenset({"malloc", "free", "sb_last_error", "sb_memory_used"})
 
 
 class JSException(MachineError):
@@ -199,7 +225,7 @@ class VM:
         Linear memory is an instance's only mutable state besides the shadow stack pointer,
         which is back at its initial value whenever no export is running. Refuses (False)
         a VM that trapped or grew: a grown memory cannot shrink back to the snapshot's."""
-        if self.dead or self._memory.data_len(self.store) != snapshot.size:
+        if self.dead or self.linear_memory() != snapshot.size:
             return False
         base = self._base()
         source = ctypes.cast(ctypes.c_char_p(snapshot.memory), ctypes.c_void_p).value or 0
@@ -209,7 +235,7 @@ class VM:
             else:
                 ctypes.memmove(base + start, source + start, end - start)
         self.scratch = snapshot.scratch
-        self.store.set_epoch_deadline(1 << 40)
+        _set_epoch_deadline(self.store._context(), 1 << 40)
         return True
 
     def collect_garbage(self, headroom: int = GC_HEADROOM) -> None:
@@ -223,7 +249,7 @@ class VM:
         return Snapshot.of(ctypes.string_at(self._base(), size), self.scratch)
 
     def set_deadline(self, seconds: float) -> None:
-        self.store.set_epoch_deadline(max(1, int(seconds / TICK_S) + 1))
+        _set_epoch_deadline(self.store._context(), max(1, int(seconds / TICK_S) + 1))
 
     # -- JavaScript -----------------------------------------------------------------------
     def eval(self, code: str, filename: str = "<eval>") -> str:
@@ -259,7 +285,7 @@ class VM:
         return int(self.raw_call("sb_memory_used"))
 
     def linear_memory(self) -> int:
-        return int(self._memory.data_len(self.store))
+        return int(_memory_size(self.store._context(), ctypes.byref(self._memory._memory)))
 
     # -- plumbing -------------------------------------------------------------------------
     def _eval(self, code: str, filename: str, flags: int) -> str:
@@ -275,7 +301,7 @@ class VM:
         if not ptr:
             raise MemoryLimitError(
                 f"out of memory: the VM's {self.memory_limit >> 20} MB limit was reached")
-        ctypes.memmove(self._base() + ptr, data, len(data))
+        _copy_small(self._base() + ptr, data, len(data))
         return ptr
 
     def _free(self, ptr: int) -> None:
@@ -294,13 +320,14 @@ class VM:
         return text
 
     def _base(self) -> int:
-        return ctypes.addressof(self._memory.data_ptr(self.store).contents)
+        data = _memory_data(self.store._context(), ctypes.byref(self._memory._memory))
+        return ctypes.addressof(data.contents)
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self._base() + ptr, length)
 
     def write_bytes(self, ptr: int, data: bytes) -> None:
-        ctypes.memmove(self._base() + ptr, data, len(data))
+        _copy_small(self._base() + ptr, data, len(data))
 
     def _export(self, name: str) -> Any:
         item = self._exports.get(name)
@@ -328,8 +355,9 @@ class VM:
                 buf[i].i32 = arg
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         previous, _current.vm = getattr(_current, "vm", None), self
+        call = _call_short if name in _GIL_KEPT else ffi.wasmtime_func_call_unchecked
         try:
-            err = ffi.wasmtime_func_call_unchecked(
+            err = call(
                 self.store._context(), ctypes.byref(func._func), buf, len(buf), ctypes.byref(trap))
         finally:
             _current.vm = previous

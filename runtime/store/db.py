@@ -18,11 +18,18 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.store.prepared import RawTransaction, raw_transaction
-from runtime.store.sqlite import READ_ONLY, WriterGate, sqlite_engine
+from runtime.store.sqlite import (
+    READ_ONLY,
+    Checkpointer,
+    WriterGate,
+    database_file,
+    sqlite_engine,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant: the key of the PostgreSQL advisory lock that serializes concurrent migrations.
 _MIGRATION_LOCK_ID = 0x6B5E_57A7
+CHECKPOINT_S = 0.5  # SQLite: how often the WAL is copied back (see sqlite.Checkpointer)
 
 
 class Database:
@@ -30,7 +37,13 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000):
         self.url = url
-        self.engine = _create_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms)
+        file = database_file(url) if make_url(url).get_backend_name() == "sqlite" else None
+        self._checkpointer = Checkpointer(file, CHECKPOINT_S) if file else None
+        auto_checkpoint = self._checkpointer is None
+        self.engine = _create_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms,
+                                     auto_checkpoint=auto_checkpoint)
+        if self._checkpointer is not None:
+            self._checkpointer.start()
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
@@ -92,15 +105,20 @@ class Database:
             conn.commit()
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
 
 
-def _create_engine(url: str, *, pool_size: int, busy_timeout_ms: int) -> Engine:
+def _create_engine(
+    url: str, *, pool_size: int, busy_timeout_ms: int, auto_checkpoint: bool
+) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return sqlite_engine(url, busy_timeout_ms=busy_timeout_ms)
+        return sqlite_engine(url, busy_timeout_ms=busy_timeout_ms,
+                             auto_checkpoint=auto_checkpoint)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(

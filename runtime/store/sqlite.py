@@ -5,6 +5,11 @@ with `BEGIN IMMEDIATE`: it takes the write lock up front, so two writers queue i
 failing when a read lock cannot be upgraded. Read-only transactions start with a plain deferred
 `BEGIN`: in WAL mode readers never wait for the writer.
 
+WAL checkpoints run on a thread of their own (`Checkpointer`), not in the commit that happens to
+cross SQLite's 1,000-page threshold: that commit held the writer gate while it copied the WAL
+back and synced both files, and every writer of every process waited behind it (a latency
+spike every few hundred events). A PASSIVE checkpoint waits for nobody and blocks no writer.
+
 Writers queue on `WriterGate` before they begin, not on SQLite's busy handler. The busy handler
 polls with sleeps growing to 100 ms, and under load a writer that waits for the GIL while it
 holds the file lock kept every other writer polling: p99 latencies of seconds. The gate is a
@@ -15,9 +20,12 @@ lock is free. SQLite's own lock and busy timeout still guard against writers out
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -29,9 +37,18 @@ except ImportError:  # not on Windows: processes then queue on SQLite's busy han
 
 # The execution option that makes a transaction start with a deferred `BEGIN`.
 READ_ONLY = "backstate_read_only"
+log = logging.getLogger("backstate.store")
 
 
-def sqlite_engine(url: str, *, busy_timeout_ms: int) -> Engine:
+def database_file(url: str) -> str | None:
+    """The database's file, or None for an in-memory database."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or "mode=memory" in url:
+        return None
+    return path
+
+
+def sqlite_engine(url: str, *, busy_timeout_ms: int, auto_checkpoint: bool = True) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
@@ -47,6 +64,8 @@ def sqlite_engine(url: str, *, busy_timeout_ms: int) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not auto_checkpoint:  # a `Checkpointer` does it
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -66,8 +85,8 @@ class WriterGate:
     def __init__(self, url: str, timeout_s: float):
         self._lock = threading.Lock()
         self._timeout_s = timeout_s
-        path = make_url(url).database
-        on_disk = fcntl is not None and path and path != ":memory:" and "mode=memory" not in url
+        path = database_file(url)
+        on_disk = fcntl is not None and path is not None
         self._fd = os.open(f"{path}-writer", os.O_RDWR | os.O_CREAT, 0o600) if on_disk else None
 
     def __enter__(self) -> None:
@@ -89,3 +108,40 @@ class WriterGate:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file every `interval_s`, on its own thread and
+    connection, without waiting for readers or writers (PASSIVE). Several processes may each
+    run one: SQLite lets one checkpoint run at a time, the others just find nothing to do."""
+
+    def __init__(self, path: str, interval_s: float):
+        self._path = path
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def run_once(self) -> tuple[int, int]:
+        """One checkpoint: (frames in the WAL, frames now copied back)."""
+        # mode=rw: never create the file (it may have been removed, e.g. in tests).
+        conn = sqlite3.connect(f"file:{quote(self._path)}?mode=rw", uri=True, timeout=1.0)
+        try:
+            _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            conn.close()
+        return int(frames), int(copied)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.run_once()
+            except sqlite3.Error:  # e.g. the file is being replaced: the next round retries
+                log.warning("WAL checkpoint failed", exc_info=True)

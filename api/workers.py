@@ -11,12 +11,16 @@ them by hash as they arrive (like nginx `reuseport` or gunicorn `--reuse-port`).
 The parent keeps every socket open while it runs, so the connections the kernel hands to a
 worker that dies wait in that socket's backlog until the replacement it starts on the same
 socket takes them. SIGINT or SIGTERM stops the workers through uvicorn's graceful shutdown
-(lifespan included). Where SO_REUSEPORT does not balance (not Linux) this falls back to
-uvicorn's shared socket.
+(lifespan included). A supervisor that is killed outright takes its workers with it (Linux's
+parent-death signal): orphaned workers would go on serving the port unsupervised, and a new
+`backstate serve` would share it with them. Where SO_REUSEPORT does not balance (not Linux)
+this falls back to uvicorn's shared socket.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import signal
@@ -131,7 +135,8 @@ class _Supervisor:
     def _spawn(self, sock: socket.socket) -> SpawnProcess:
         # As uvicorn's own supervisor does: a spawned process that sets up logging and runs
         # Server.run(sockets=...), the socket passed down to it.
-        child = get_subprocess(self.config, uvicorn.Server(self.config).run, [sock])
+        target = functools.partial(_worker, self.config, os.getpid())
+        child = get_subprocess(self.config, target, [sock])
         child.start()
         return child
 
@@ -161,3 +166,13 @@ class _Supervisor:
                 logger.warning("Worker [%s] still running; killing it.", child.pid)
                 child.kill()
                 child.join()
+
+
+def _worker(config: uvicorn.Config, parent: int, sockets: list[socket.socket]) -> None:
+    """A worker's main: SIGTERM (a graceful stop) when the supervisor dies, then serve."""
+    _PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the line above
+        return
+    uvicorn.Server(config).run(sockets=sockets)

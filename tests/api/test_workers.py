@@ -175,3 +175,16 @@ def test_a_killed_worker_is_replaced_on_its_socket(database_url: str) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=60).status_code == 200
         # which serves the socket of the one it replaced
         assert_spread(process.pid, port)
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_supervisor_is_killed(database_url: str) -> None:
+    with serve_two_workers(database_url) as (process, _):
+        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
+        children = workers(process.pid)
+        process.kill()
+        process.wait(10)
+        deadline = time.monotonic() + 30
+        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in children)

@@ -168,3 +168,32 @@ def test_claims_no_more_than_a_batch_while_deliveries_are_in_flight():
         assert len(source.timers) == 2
         await s.aclose()
     asyncio.run(go())
+
+
+def test_claims_again_only_once_half_the_batch_has_settled():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        for k in range(20):
+            source.arm(uuid.uuid4(), f"t{k}", 0)
+        gates = {f"t{k}": asyncio.Event() for k in range(20)}
+
+        async def deliver(t: Claimed) -> None:
+            await gates[t.send_id].wait()
+
+        s = scheduler(source, clock, deliver, batch=8)
+        await s.run_once()
+        assert len(source.timers) == 12
+        for k in range(3):                     # 5 of 8 still in flight: more than half
+            gates[f"t{k}"].set()
+        await asyncio.sleep(0)
+        await s.run_once()
+        assert len(source.timers) == 12
+        gates["t3"].set()                      # 4 in flight: claim 4 more in one go
+        await asyncio.sleep(0)
+        await s.run_once()
+        assert len(source.timers) == 8
+        for gate in gates.values():
+            gate.set()
+        await s.drain()
+        await s.aclose()
+    asyncio.run(go())

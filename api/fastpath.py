@@ -20,10 +20,11 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.auth import Credentials, Principal
+from api.middleware import replay
 from api.schemas import SLUG_PATTERN, EventSend
 from api.services import Services
 from runtime.errors import BackstateError
@@ -48,12 +49,12 @@ class EventFastPath:
         message = await receive()
         body = message.get("body", b"")
         if message.get("more_body", False) or len(body) > self._body_limit:
-            await self.app(scope, _replay(message, receive), send)
+            await self.app(scope, replay(message, receive), send)
             return
         services = self._services()
         principal, event = _accepted(services, scope, body)
         if principal is None or event is None:
-            await self.app(scope, _replay(message, receive), send)
+            await self.app(scope, replay(message, receive), send)
             return
         try:
             state = await services.instances.send(principal, names[1], names[2], event)
@@ -96,16 +97,3 @@ def _accepted(
 
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin-1")
-
-
-def _replay(first: Message, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return first
-        return await receive()
-
-    return replay

@@ -78,7 +78,8 @@ class BodyLimit:
         if body is None:
             await _too_large(limit, scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        message: Message = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, replay(message, receive), send)
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:
@@ -98,17 +99,18 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(first: Message, receive: Receive) -> Receive:
+    """A `receive` that gives `first` (a message already read) again, then reads on."""
     sent = False
 
-    async def replay() -> Message:
+    async def replaying() -> Message:
         nonlocal sent
         if not sent:
             sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return first
         return await receive()
 
-    return replay
+    return replaying
 
 
 async def _too_large(limit: int, scope: Scope, receive: Receive, send: Send) -> None:

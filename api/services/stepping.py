@@ -11,7 +11,7 @@ Design (why it looks like this):
 - Each macrostep commits (state + transition row + timer changes) in one short transaction
   from the runtime's `on_commit` hook, before any of its effects run. The commit's UPDATE is
   fenced by the lease token: if the lease was lost, nothing is written and the step aborts.
-- Steps block (wasm), so they run on a dedicated thread limiter, never on the event loop; a
+- Steps block (wasm), so they run on a pool of step threads (`threads.py`), never on the loop; a
   machine that spins for its whole window only occupies one of those threads. Steps start a
   few at a time (`lanes.py`): a dozen threads contending for the GIL cost more CPU than the
   steps themselves. Taking the lease

@@ -38,6 +38,7 @@ def serve_two_workers(database_url: str) -> Iterator[tuple[subprocess.Popen[byte
     process = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         wait_until(lambda: healthy(port), f"backstate serve on {port} answering", process)
+        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
         yield process, port
     finally:
         if process.poll() is None:
@@ -50,11 +51,15 @@ def serve_two_workers(database_url: str) -> Iterator[tuple[subprocess.Popen[byte
 
 
 def wait_until(
-    done: Callable[[], bool], what: str, process: subprocess.Popen[bytes], timeout: float = 60
+    done: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[bytes] | None,
+    timeout: float = 60,
 ) -> None:
+    """Poll `done` until it holds; fail if `process` (when given) exits first."""
     deadline = time.monotonic() + timeout
     while not done():
-        if process.poll() is not None:
+        if process is not None and process.poll() is not None:
             raise AssertionError(f"backstate serve exited with {process.returncode}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -144,14 +149,12 @@ def test_keep_alive_connections_opened_together_spread_over_both_workers(
     database_url: str,
 ) -> None:
     with serve_two_workers(database_url) as (process, port):
-        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
         assert_spread(process.pid, port)
 
 
 @pytest.mark.slow
 def test_sigterm_stops_the_workers_and_exits_0(database_url: str) -> None:
     with serve_two_workers(database_url) as (process, _):
-        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
         children = workers(process.pid)
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
@@ -161,7 +164,6 @@ def test_sigterm_stops_the_workers_and_exits_0(database_url: str) -> None:
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_on_its_socket(database_url: str) -> None:
     with serve_two_workers(database_url) as (process, port):
-        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
         killed, kept = workers(process.pid)
         os.kill(killed, signal.SIGKILL)
 
@@ -180,11 +182,7 @@ def test_a_killed_worker_is_replaced_on_its_socket(database_url: str) -> None:
 @pytest.mark.slow
 def test_workers_stop_when_their_supervisor_is_killed(database_url: str) -> None:
     with serve_two_workers(database_url) as (process, _):
-        wait_until(lambda: len(workers(process.pid)) == 2, "two workers", process)
         children = workers(process.pid)
         process.kill()
         process.wait(10)
-        deadline = time.monotonic() + 30
-        while any(alive(pid) for pid in children) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(alive(pid) for pid in children)
+        wait_until(lambda: not any(alive(pid) for pid in children), "the workers to stop", None, 30)

@@ -11,6 +11,13 @@ Design (why it looks like this):
 - Each macrostep commits (state + transition row + timer changes) in one short transaction
   from the runtime's `on_commit` hook, before any of its effects run. The commit's UPDATE is
   fenced by the lease token: if the lease was lost, nothing is written and the step aborts.
+- Most steps never write the lease: the instance is read without it (`leases.peek`, no write
+  lock) when nobody holds it, and the step's first commit is a compare-and-set on the sequence
+  number read, taking the lease only if more commits follow (`commits.commit_unleased`). An
+  event that settles in one macrostep is then one write transaction instead of two. A step
+  whose first commit finds the instance changed wrote nothing; it runs again, taking the lease
+  first, so it cannot lose twice. Nothing of a step reaches the world before its first commit
+  (fetches wait for commits), so running it twice is invisible.
 - Steps block (wasm), so they run on a pool of step threads (`threads.py`), never on the loop; a
   machine that spins for its whole window only occupies one of those threads. Steps start a
   few at a time (`lanes.py`): a dozen threads contending for the GIL cost more CPU than the
@@ -117,9 +124,10 @@ class Stepper:
     # --- leases -------------------------------------------------------------------------
 
     async def leased(self, target: Target, body: Callable[[Lease, Current], T]) -> T:
-        """Run `body` on a step thread holding the DB lease of `target` (waiting for it there),
-        with the instance as it is now that nobody else can change it; the lease is renewed
-        while `body` runs and released after it."""
+        """Run `body` on a step thread with the instance `target` as it is now, serialized with
+        every other step of it: its commits go through `commit_hook` with the lease `body` is
+        given, which they claim or which is held already (waited for there). A held lease is
+        renewed while `body` runs and released after it."""
         self._keep_renewing()
         return await self.run_step(functools.partial(self._leased, target, body))
 
@@ -134,8 +142,21 @@ class Stepper:
         return self._clock.now_ms() + self._ttl_ms
 
     def _leased(self, target: Target, body: Callable[[Lease, Current], T]) -> T:
+        seen = self._peek(target)
+        # Services cut off by a crash are failed by the next step, which then saves the list
+        # without a commit of its own: under a held lease.
+        if seen is not None and not seen.cut_off:
+            unclaimed = Lease(seen.id, secrets.token_hex(16), claimed=False)
+            try:
+                return self._holding(unclaimed, functools.partial(_with, body, seen))
+            except commits.Superseded:
+                pass  # another step committed since the peek: this time, hold the lease
         lease, current = self._acquire(target)
-        return self._holding(lease, lambda held: body(held, current))
+        return self._holding(lease, functools.partial(_with, body, current))
+
+    def _peek(self, target: Target) -> Current | None:
+        with self._db.raw_read() as tx:
+            return leases.peek(tx, target, owner=self.owner, now_ms=self._clock.now_ms())
 
     def _acquire(self, target: Target) -> tuple[Lease, Current]:
         token = secrets.token_hex(16)
@@ -164,13 +185,18 @@ class Stepper:
             )
 
     def _holding(self, lease: Lease, body: Callable[[Lease], T]) -> T:
-        with self._held_lock:
-            self._held[lease.token] = lease
+        if lease.claimed:  # else its first commit claims it, if more commits follow
+            self._hold(lease)
         try:
             return body(lease)
         finally:
             if self._forget(lease):  # not released by the step's last commit
                 self._release(lease)
+
+    def _hold(self, lease: Lease) -> None:
+        """Keep renewing `lease` (and release it after the step, unless its last commit did)."""
+        with self._held_lock:
+            self._held[lease.token] = lease
 
     def _forget(self, lease: Lease) -> bool:
         """Stop renewing `lease`; whether it was still held."""
@@ -234,21 +260,35 @@ class Stepper:
         first: Callable[[RawTransaction, Macrostep, int], commits.Committed] | None,
         with_first: Callable[[RawTransaction], None] | None,
     ) -> None:
-        ts = max(self._clock.now_ms(), tracker.ts + 1)
+        now_ms = self._clock.now_ms()
+        ts = max(now_ms, tracker.ts + 1)
+        claiming = tracker.committed == 0 and not lease.claimed
         with self._db.raw() as tx:
             if first is not None and tracker.committed == 0:
                 done = first(tx, step, ts)
             else:
                 if with_first is not None and tracker.committed == 0:
                     with_first(tx)
-                done = commits.commit(
-                    tx, lease=lease, seq=tracker.seq + 1, step=step, ts=ts, now=to_datetime(ts)
-                )
+                seq, now = tracker.seq + 1, to_datetime(ts)
+                if claiming:
+                    done = commits.commit_unleased(
+                        tx, lease=lease, owner=self.owner, now_ms=now_ms,
+                        lease_expires_at=now_ms + self._ttl_ms, seq=seq, step=step, ts=ts,
+                        now=now,
+                    )  # fmt: skip
+                else:
+                    done = commits.commit(tx, lease=lease, seq=seq, step=step, ts=ts, now=now)
         tracker.seq, tracker.ts, tracker.view = done.seq, done.ts, done.view
         tracker.committed += 1
         if step.last:  # that commit released the lease
             self._forget(lease)
+        elif claiming:  # that commit took it
+            self._hold(lease)
 
     def save_cut_off(self, lease: Lease, cut_off: list[str]) -> None:
         with self._db.raw(autocommit=True) as tx:
             commits.save_cut_off(tx, lease, cut_off)
+
+
+def _with(body: Callable[[Lease, Current], T], current: Current, lease: Lease) -> T:
+    return body(lease, current)

@@ -4,7 +4,9 @@ Every write of a step goes through `insert_first` / `commit`, each inside one sh
 (`Database.raw`) that holds the macrostep's new state, its transition row and its timer changes
 together. `commit` is fenced: it only updates the row while the caller's lease token is still
 the instance's, so a step that lost its lease (expired, instance deleted) can never overwrite
-someone else's work.
+someone else's work. `commit_unleased` is the first commit of a step that ran without taking
+the lease (see `leases.peek`): a compare-and-set on the sequence number the step read, which
+takes the lease for the step's later commits unless it is also its last.
 
 Timers are keyed by (instance, send_id). Re-arming an id that is still pending *replaces* it
 (new event and due time, attempts reset): last write wins, so an id names at most one pending
@@ -31,7 +33,7 @@ from runtime.errors import ConflictError
 from runtime.results import Macrostep
 from runtime.results import Timer as ArmedTimer
 from runtime.store.instances import RUNNING
-from runtime.store.leases import Lease
+from runtime.store.leases import CLAIMABLE, TAKEN, Lease
 from runtime.store.models import Instance, Timer, Transition, table
 from runtime.store.prepared import Prepared, RawTransaction
 
@@ -62,6 +64,20 @@ _COMMIT_AND_RELEASE = Prepared(
     update(_instances)
     .where(*_fenced)
     .values(**_NEW_STATE, lease_owner=None, lease_token=None, lease_expires_at=None)
+)
+# The first commit of a step that read the instance without its lease: only if nothing was
+# committed since that read, the instance still runs and its lease is still free.
+_unchanged = (
+    _i.id == bindparam("instance_id"),
+    _i.seq == bindparam("read_seq"),
+    _i.status == RUNNING,
+    CLAIMABLE,
+)
+_COMMIT_UNLEASED = Prepared(update(_instances).where(*_unchanged).values(**_NEW_STATE, **TAKEN))
+_COMMIT_UNLEASED_LAST = Prepared(
+    update(_instances)
+    .where(*_unchanged)
+    .values(**_NEW_STATE, **{column: None for column in TAKEN})
 )
 _SAVE_CUT_OFF = Prepared(
     update(_instances)
@@ -102,6 +118,14 @@ def _upsert(dialect: Dialect) -> ClauseElement:
 _UPSERT_TIMER = Prepared(
     _upsert, column_keys=["instance_id", "send_id", "event", "due_at_ms", "created_at"]
 )
+
+
+class Superseded(ConflictError):
+    """A step that ran without the lease lost the race to another commit (or a pause): it
+    wrote nothing, and should run again holding the lease."""
+
+    def __init__(self) -> None:
+        super().__init__("the instance changed during this step", code="instance-busy")
 
 
 @dataclass(frozen=True)
@@ -159,20 +183,9 @@ def commit(
     """Write macrostep number `seq` (fenced by the lease) with its transition and timers; the
     step's last commit (`step.last`) releases the lease too."""
     view = _view(step)
+    fence = {"instance_id": lease.instance_id, "token": lease.token}
     changed = tx.execute(
-        _COMMIT_AND_RELEASE if step.last else _COMMIT,
-        {
-            "instance_id": lease.instance_id,
-            "token": lease.token,
-            "new_state_json": step.state_json,
-            "new_context": step.context,
-            "new_view": view,
-            "new_ts": ts,
-            "new_seq": seq,
-            # The services running after this macrostep: if the step never reaches its end
-            # (a crash), these are the ones the next step fails with error.platform first.
-            "new_cut_off": list(step.running),
-        },
+        _COMMIT_AND_RELEASE if step.last else _COMMIT, {**fence, **_new_state(step, view, ts, seq)}
     )
     if changed != 1:
         raise ConflictError(
@@ -181,6 +194,50 @@ def commit(
         )
     _record(tx, lease.instance_id, seq, step, now)
     return Committed(seq=seq, ts=ts, view=view)
+
+
+def commit_unleased(
+    tx: RawTransaction,
+    *,
+    lease: Lease,
+    owner: str,
+    now_ms: int,
+    lease_expires_at: int,
+    seq: int,
+    step: Macrostep,
+    ts: int,
+    now: datetime,
+) -> Committed:
+    """Write macrostep number `seq`, the first of a step that read the instance at `seq - 1`
+    without taking its lease, and take the lease unless this is the step's last commit.
+    Raises Superseded, writing nothing, if the row is no longer as the step read it."""
+    view = _view(step)
+    params = {
+        "instance_id": lease.instance_id,
+        "read_seq": seq - 1,
+        "owner": owner,
+        "token": lease.token,
+        "now_ms": now_ms,
+        "expires_at": lease_expires_at,
+    }
+    statement = _COMMIT_UNLEASED_LAST if step.last else _COMMIT_UNLEASED
+    if tx.execute(statement, {**params, **_new_state(step, view, ts, seq)}) != 1:
+        raise Superseded()
+    _record(tx, lease.instance_id, seq, step, now)
+    return Committed(seq=seq, ts=ts, view=view)
+
+
+def _new_state(step: Macrostep, view: dict[str, Any], ts: int, seq: int) -> dict[str, Any]:
+    return {
+        "new_state_json": step.state_json,
+        "new_context": step.context,
+        "new_view": view,
+        "new_ts": ts,
+        "new_seq": seq,
+        # The services running after this macrostep: if the step never reaches its end (a
+        # crash), these are the ones the next step fails with error.platform first.
+        "new_cut_off": list(step.running),
+    }
 
 
 def consume_timer(tx: RawTransaction, timer_id: int, claim: str) -> bool:

@@ -90,6 +90,13 @@ class Database:
         ):
             yield transaction
 
+    @contextmanager
+    def raw_read(self) -> Iterator[RawTransaction]:
+        """Standalone `Prepared` reads (see `raw`): no transaction, no writer gate (on SQLite,
+        in WAL mode, each statement reads a committed snapshot and never waits for a writer)."""
+        with raw_transaction(self.engine, begin=None, autocommit=True) as transaction:
+            yield transaction
+
     def _writing(self) -> AbstractContextManager[object]:
         return nullcontext() if self._gate is None else self._gate
 

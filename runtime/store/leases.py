@@ -11,9 +11,14 @@ slot (`lease_waiter`, refreshed by each of its polls, forgotten `claim_ms` after
 While another process holds that claim, nobody else may take the lease, so a process that
 keeps a steady queue of local steps cannot starve the others: the lease alternates.
 
-`take` is the hot path: one UPDATE ... RETURNING finds the instance by name (or id), takes its
-lease and returns the row as it is now, after the previous holder's last commit. Every
-statement here is `Prepared` (see `prepared.py`) and stands alone: no transaction needed.
+Most steps never write a lease at all: `peek` reads the instance (no write, no writer lock) and
+says whether its lease is free; the step then runs on that reading, and its first commit takes
+the lease only if it is not also its last, in a compare-and-set on the sequence number the
+reading saw (`commits.commit_unleased`). A step that loses that race wrote nothing, and runs
+again holding the lease. `take` is that pessimistic path: one UPDATE ... RETURNING finds the
+instance by name (or id), takes its lease and returns the row as it is now, after the previous
+holder's last commit. Every statement here is `Prepared` (see `prepared.py`) and stands alone:
+no transaction needed.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from runtime.errors import NotFoundError
 from runtime.store.models import Instance, Machine, table
@@ -40,6 +45,17 @@ _free = or_(_c.lease_token.is_(None), _c.lease_expires_at < _now)
 _waiter_ok = or_(
     _c.lease_waiter.is_(None), _c.lease_waiter == _owner, _c.lease_waiter_expires_at < _now
 )
+
+# Whether `owner` may take the lease at `now_ms` (bind parameters): free, and nobody else in line.
+CLAIMABLE = and_(_free, _waiter_ok)
+# What taking the lease writes (`expires_at` bound), clearing the line it may have stood in.
+TAKEN = {
+    "lease_owner": _owner,
+    "lease_token": _token,
+    "lease_expires_at": _expires,
+    "lease_waiter": None,
+    "lease_waiter_expires_at": None,
+}
 
 _machines = table(Machine).c
 _machine_id = select(_machines.id).where(
@@ -66,18 +82,13 @@ _READ = (
 )
 _TAKE = {
     by: Prepared(
-        update(_rows)
-        .where(*where, _free, _waiter_ok)
-        .values(
-            lease_owner=_owner,
-            lease_token=_token,
-            lease_expires_at=_expires,
-            lease_waiter=None,
-            lease_waiter_expires_at=None,
-        )
-        .returning(*_READ),
+        update(_rows).where(*where, CLAIMABLE).values(**TAKEN).returning(*_READ),
         returns=_READ,
     )
+    for by, where in _BY.items()
+}
+_PEEK = {
+    by: Prepared(select(*_READ).where(*where, CLAIMABLE), returns=_READ)
     for by, where in _BY.items()
 }
 _FIND = {by: Prepared(select(_c.id).where(*where), returns=[_c.id]) for by, where in _BY.items()}
@@ -99,10 +110,13 @@ _RELEASE = Prepared(
 
 @dataclass(frozen=True)
 class Lease:
-    """A held lease: the instance and the token its writes are fenced by."""
+    """A lease: the instance and the token its writes are fenced by. `claimed`: the row
+    carried the token before the step began (`take`); otherwise the step's first commit
+    claims it, on the sequence number the step read (`peek`)."""
 
     instance_id: uuid.UUID
     token: str
+    claimed: bool = True
 
 
 @dataclass(frozen=True)
@@ -123,7 +137,8 @@ class Target:
 
 @dataclass(frozen=True)
 class Current:
-    """An instance as it was when the lease was taken: nobody else can change it now."""
+    """An instance as a step found it: when its lease was taken (nobody else can change it
+    now), or when it was seen free (`peek`: a commit made meanwhile fails the step's first)."""
 
     id: uuid.UUID
     slug: str
@@ -158,6 +173,14 @@ def take(
         raise _not_found(tx, target)
     stand_in_line(tx, found[0], owner=owner, now_ms=now_ms, claim_ms=claim_ms)
     return None
+
+
+def peek(tx: RawTransaction, target: Target, *, owner: str, now_ms: int) -> Current | None:
+    """Read `target` if its lease is free and no other process is first in line (a step may
+    then run without taking it, see the module docstring); None otherwise, or if there is no
+    such instance (`take` then says which)."""
+    row = tx.first(_PEEK[target.by], {**target.params, "owner": owner, "now_ms": now_ms})
+    return None if row is None else Current(*row)
 
 
 def stand_in_line(

@@ -4,6 +4,7 @@ Store-level tests drive `runtime.store` directly; the rest go through the real s
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from sqlalchemy import select
 
 from api.app import build_runtime, create_app
 from api.bootstrap import init, open_database
+from api.services.stepping import Stepper, Tracker
 from api.settings import Settings
 from runtime.clock import FakeClock, SystemClock
 from runtime.errors import ConflictError, NotFoundError
@@ -177,6 +179,96 @@ def test_take_names_what_is_missing(db: Database, leased: Lease) -> None:
         with pytest.raises(NotFoundError) as caught:
             take(db, target, "B", "b", NOW + 2000)
         assert caught.value.parameter == parameter
+
+
+def peek(db: Database, lease: Lease, owner: str, now: int) -> leases.Current | None:
+    with db.raw_read() as tx:
+        target = leases.Target.with_id(lease.instance_id)
+        return leases.peek(tx, target, owner=owner, now_ms=now)
+
+
+def commit_unleased(db: Database, lease: Lease, token: str, seq: int, step: Macrostep,
+                    now: int, owner: str = "B") -> None:
+    with db.raw() as tx:
+        commits.commit_unleased(
+            tx, lease=Lease(lease.instance_id, token, claimed=False), owner=owner, now_ms=now,
+            lease_expires_at=now + 1000, seq=seq, step=step, ts=now, now=to_datetime(now),
+        )  # fmt: skip
+
+
+def seqs(db: Database, lease: Lease) -> tuple[int, list[int]]:
+    """The instance's sequence number and those of its transitions."""
+    with db.transaction() as session:
+        row = instance_store.find(session, lease.instance_id)
+        assert row is not None
+        transitions, _ = instance_store.transitions_page(session, row, after_seq=0, limit=10)
+        return row.seq, [t.seq for t in transitions]
+
+
+def test_a_step_reads_a_free_instance_and_claims_its_lease_in_its_first_commit(
+    db: Database, leased: Lease
+) -> None:
+    assert peek(db, leased, "B", NOW + 10) is None  # A holds it
+    release(db, leased.instance_id, "a")
+    current = peek(db, leased, "B", NOW + 20)
+    assert current is not None and (current.seq, current.view["state"]) == (1, "one")
+    commit_unleased(db, leased, "b", 2, macrostep("two"), NOW + 21)  # more commits follow
+    assert not acquire(db, leased, "C", "c", NOW + 22)  # so B holds the lease now (C waits)
+    commit(db, Lease(leased.instance_id, "b"), 3, macrostep("three", last=True), NOW + 23)
+    commit_unleased(db, leased, "c", 4, macrostep("four", last=True), NOW + 24, owner="C")
+    assert acquire(db, leased, "D", "d", NOW + 25)  # a last first commit leaves it free
+    assert seqs(db, leased) == (4, [1, 2, 3, 4])
+
+
+def test_a_first_commit_without_the_lease_writes_nothing_if_the_instance_changed(
+    db: Database, leased: Lease
+) -> None:
+    release(db, leased.instance_id, "a")
+    assert peek(db, leased, "B", NOW + 10) is not None  # B reads seq 1, then:
+    commit_unleased(db, leased, "x", 2, macrostep("two", last=True), NOW + 11, owner="X")
+    with pytest.raises(commits.Superseded):  # someone committed since
+        commit_unleased(db, leased, "b", 2, macrostep("mine", last=True), NOW + 12)
+    assert acquire(db, leased, "C", "c", NOW + 13)
+    with pytest.raises(commits.Superseded):  # someone holds the lease
+        commit_unleased(db, leased, "b", 3, macrostep("mine", last=True), NOW + 14)
+    assert not acquire(db, leased, "A", "a2", NOW + 15)  # A now waits in line
+    release(db, leased.instance_id, "c")
+    with pytest.raises(commits.Superseded):  # someone else is first in line
+        commit_unleased(db, leased, "b", 3, macrostep("mine", last=True), NOW + 17)
+    assert seqs(db, leased) == (2, [1, 2])
+    with db.transaction() as session:
+        row = instance_store.find(session, leased.instance_id)
+        assert row is not None
+        row.status = instance_store.PAUSED
+    with pytest.raises(commits.Superseded):  # the instance was paused
+        commit_unleased(db, leased, "a4", 3, macrostep("mine", last=True), NOW + 18, owner="A")
+    assert seqs(db, leased) == (2, [1, 2])
+
+
+def test_a_step_that_loses_its_first_commit_runs_again_holding_the_lease(
+    db: Database, leased: Lease
+) -> None:
+    release(db, leased.instance_id, "a")
+    stepper = Stepper(db, SystemClock(), step_threads=2, step_lanes=1, lease_ttl_s=30,
+                      lease_wait_s=5)
+    runs: list[tuple[bool, int]] = []
+
+    def body(lease: Lease, current: leases.Current) -> int:
+        runs.append((lease.claimed, current.seq))
+        if len(runs) == 1:  # another process commits between this step's read and its commit
+            commit_unleased(db, leased, "x", 2, macrostep("theirs", last=True), NOW, owner="X")
+        tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
+        stepper.commit_hook(lease, tracker)(macrostep("mine", last=True))
+        return tracker.seq
+
+    try:
+        target = leases.Target.with_id(leased.instance_id)
+        assert asyncio.run(stepper.leased(target, body)) == 3
+    finally:
+        stepper.close()
+    assert runs == [(False, 1), (True, 2)]
+    assert seqs(db, leased) == (3, [1, 2, 3])
+    assert acquire(db, leased, "C", "c", int(time.time() * 1000))  # and released it
 
 
 def test_timers_are_upserted_by_send_id_and_cancelled(db: Database, leased: Lease) -> None:

@@ -143,8 +143,8 @@ class Stepper:
 
     def _leased(self, target: Target, body: Callable[[Lease, Current], T]) -> T:
         seen = self._peek(target)
-        # Services cut off by a crash are failed by the next step, which then saves the list
-        # without a commit of its own: under a held lease.
+        # A step that starts with services cut off (by a crash or the window) may save the
+        # list without committing (`InstanceService._save_cut_off`): that needs a held lease.
         if seen is not None and not seen.cut_off:
             unclaimed = Lease(seen.id, secrets.token_hex(16), claimed=False)
             try:

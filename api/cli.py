@@ -113,7 +113,7 @@ def _serve(args: argparse.Namespace) -> int:
         db.dispose()
     if args.database_url:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
-    # One listening socket per worker (SO_REUSEPORT), not uvicorn's shared one: see api/workers.py.
+    # Connections dealt to the workers in turn, not uvicorn's shared socket: see api/workers.py.
     return serve_workers(workers, args.host, args.port, args.log_level)
 
 

@@ -1,24 +1,27 @@
-"""Worker processes for `backstate serve --workers N`, each with its own listening socket.
+"""Worker processes for `backstate serve --workers N`, with connections dealt out in turn.
 
-uvicorn's own `workers=N` mode binds ONE socket and shares it between the worker processes.
-asyncio's accept loop takes every pending connection at once, so when clients open several
-keep-alive connections together they often all land in one process while the others idle
-(measured with 2 workers and 16 keep-alive clients: 123% CPU in one process, 1% in the other;
-single-process throughput, twice the tail latency). Here the parent binds one socket per
-worker, all with SO_REUSEPORT on the same host:port, and Linux spreads new connections across
-them by hash as they arrive (like nginx `reuseport` or gunicorn `--reuse-port`).
+The parent accepts every connection on the one listening socket and hands each to the next
+worker in turn, passing the socket's file descriptor over a Unix socket pair (SCM_RIGHTS), as
+Node's cluster module does by default. Letting the workers accept for themselves spreads
+keep-alive connections badly: on uvicorn's shared socket, asyncio's accept loop takes every
+pending connection at once, so 16 clients that connect together often all landed in one
+process while the other idled (123% CPU against 1%); with a socket per worker and
+SO_REUSEPORT, the kernel's hash split them unevenly (e.g. 6 and 10), and the busier worker
+set the tail latency (per-connection means of 32 against 60 ms). Dealt in turn they split
+8 and 8. A worker serves the sockets it receives with uvicorn's own HTTP protocol, so each
+connection behaves exactly as on a listening worker, graceful shutdown included.
 
-The parent keeps every socket open while it runs, so the connections the kernel hands to a
-worker that dies wait in that socket's backlog until the replacement it starts on the same
-socket takes them. SIGINT or SIGTERM stops the workers through uvicorn's graceful shutdown
-(lifespan included). A supervisor that is killed outright takes its workers with it (Linux's
-parent-death signal): orphaned workers would go on serving the port unsupervised, and a new
-`backstate serve` would share it with them. Where SO_REUSEPORT does not balance (not Linux)
-this falls back to uvicorn's shared socket.
+A worker's end of its socket pair stays open in the parent, so connections handed to a worker
+that dies wait there until the replacement it starts on the same pair takes them. SIGINT or
+SIGTERM stops the workers through uvicorn's graceful shutdown (lifespan included). A supervisor
+that is killed outright takes its workers with it (Linux's parent-death signal): orphaned
+workers would go on serving unsupervised. Where descriptors cannot be passed (Windows) this
+falls back to uvicorn's shared socket.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import functools
 import logging
@@ -40,91 +43,124 @@ APP = "api.app:create_app"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 POLL_S = 0.5  # how soon a stop signal is acted on
 STOP_TIMEOUT_S = 30.0  # graceful shutdown allowed to the workers before they are killed
+HAND_OVER_TIMEOUT_S = 1.0  # a worker whose pair is this full is passed over for the next one
 
 logger = logging.getLogger("uvicorn.error")
 
 
 def serve_workers(workers: int, host: str, port: int, log_level: str) -> int:
     """Serve the app from `workers` processes on host:port until SIGINT/SIGTERM; the exit code."""
-    if not reuseport_balances():
+    if not hasattr(socket, "send_fds"):
         uvicorn.run(APP, factory=True, workers=workers, host=host, port=port, log_level=log_level)
         return 0
     config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level=log_level)
     try:
-        sockets = bind_sockets(host, port, workers, config.backlog)
+        listener = listen(host, port, config.backlog)
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", host, port, exc)
         return STARTUP_FAILURE
     shown = f"[{host}]" if ":" in host else host
-    port = sockets[0].getsockname()[1]
-    logger.info("Listening on http://%s:%d: %d workers, a socket each", shown, port, workers)
+    port = listener.getsockname()[1]
+    logger.info("Listening on http://%s:%d: %d workers, connections dealt in turn", shown, port,
+                workers)
     try:
-        return _Supervisor(config, sockets).run()
+        return _Supervisor(config, listener, workers).run()
     finally:
-        for sock in sockets:
-            sock.close()
+        listener.close()
 
 
-def reuseport_balances() -> bool:
-    """Whether listening sockets sharing a port through SO_REUSEPORT share its connections
-    (Linux; elsewhere the option may exist without spreading connections)."""
-    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
-
-
-def bind_sockets(host: str, port: int, count: int, backlog: int) -> list[socket.socket]:
-    """`count` listening sockets on host:port (the first one's port when `port` is 0)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sockets.append(_listen(host, port, backlog))
-            port = sockets[0].getsockname()[1]
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
+def listen(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn decides
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        # Listening now puts the socket in the port's group at once: connections wait in its
-        # backlog while its worker starts.
+        # Listening at once: connections wait in the backlog while the workers start.
         sock.listen(backlog)
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
+    sock.settimeout(POLL_S)  # the dealer checks for a stop this often
     return sock
 
 
-class _Supervisor:
-    """Runs one uvicorn worker per socket, restarts those that die, stops them on a signal."""
+class _Dealer:
+    """Accepts connections and hands each to the next worker's socket pair, in turn."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+    def __init__(self, listener: socket.socket, pairs: list[socket.socket],
+                 stopping: threading.Event):
+        self._listener = listener
+        self._pairs = pairs
+        self._stopping = stopping
+        self._turn = 0
+        self._thread = threading.Thread(target=self._run, name="dealer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:  # e.g. out of file descriptors: try again shortly
+                logger.warning("accept failed: %s", exc)
+                time.sleep(POLL_S)
+                continue
+            with connection:  # the worker holds its own descriptor once handed over
+                self.hand_over(connection)
+
+    def hand_over(self, connection: socket.socket) -> bool:
+        """Pass `connection` to the next worker that takes it; False (it is then closed) if
+        none does."""
+        for _ in range(len(self._pairs)):
+            pair = self._pairs[self._turn]
+            self._turn = (self._turn + 1) % len(self._pairs)
+            try:
+                socket.send_fds(pair, [b"c"], [connection.fileno()])
+                return True
+            except OSError as exc:  # that worker's pair is full (it is stuck) or broken
+                logger.warning("could not hand a connection to a worker: %s", exc)
+        return False
+
+
+class _Supervisor:
+    """Runs `workers` uvicorn workers fed by a dealer, restarts those that die, stops them on a
+    signal."""
+
+    def __init__(self, config: uvicorn.Config, listener: socket.socket, workers: int) -> None:
         self.config = config
-        self.sockets = sockets
-        self.children: list[SpawnProcess] = []
         self.stopping = threading.Event()
+        # (the dealer's end, the worker's end) per worker; both stay open while the parent
+        # runs, so a replacement worker takes over what was handed to the one it replaces.
+        self.pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(workers)]
+        for dealt, _ in self.pairs:
+            dealt.settimeout(HAND_OVER_TIMEOUT_S)
+        self.dealer = _Dealer(listener, [dealt for dealt, _ in self.pairs], self.stopping)
+        self.children: list[SpawnProcess] = []
         self.exit_code = 0
 
     def run(self) -> int:
         logger.info("Started parent process [%d]", os.getpid())
         previous = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         try:
-            for sock in self.sockets:
-                self.children.append(self._spawn(sock))
+            self.children = [self._spawn(index) for index in range(len(self.pairs))]
+            self.dealer.start()
             while not self.stopping.is_set():
                 wait([child.sentinel for child in self.children], timeout=POLL_S)
                 self._replace_dead()
         finally:
+            self.stopping.set()
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            for pair in self.pairs:
+                for end in pair:
+                    end.close()
         logger.info("Stopping parent process [%d]", os.getpid())
         return self.exit_code
 
@@ -132,11 +168,11 @@ class _Supervisor:
         logger.info("Received %s, stopping the workers.", signal.Signals(sig).name)
         self.stopping.set()
 
-    def _spawn(self, sock: socket.socket) -> SpawnProcess:
+    def _spawn(self, index: int) -> SpawnProcess:
         # As uvicorn's own supervisor does: a spawned process that sets up logging and runs
-        # Server.run(sockets=...), the socket passed down to it.
+        # the server, given its end of the pair as uvicorn would give it a listening socket.
         target = functools.partial(_worker, self.config, os.getpid())
-        child = get_subprocess(self.config, target, [sock])
+        child = get_subprocess(self.config, target, [self.pairs[index][1]])
         child.start()
         return child
 
@@ -153,9 +189,10 @@ class _Supervisor:
             logger.warning(
                 "Worker [%s] died (exit code %s); starting another.", child.pid, child.exitcode
             )
-            self.children[index] = self._spawn(self.sockets[index])
+            self.children[index] = self._spawn(index)
 
     def _stop_all(self) -> None:
+        self.dealer.join()  # no connection is handed to a worker that is stopping
         for child in self.children:
             if child.exitcode is None:
                 child.terminate()  # SIGTERM: uvicorn's graceful shutdown
@@ -168,11 +205,59 @@ class _Supervisor:
                 child.join()
 
 
+class _DealtServer(uvicorn.Server):
+    """A uvicorn server with no listening socket of its own: it serves the connections the
+    dealer passes over `pair`, with the protocol uvicorn would have given them."""
+
+    def __init__(self, config: uvicorn.Config, pair: socket.socket):
+        super().__init__(config)
+        self._pair = pair
+        self._opening: set[asyncio.Task[object]] = set()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=[])
+        self._pair.setblocking(False)
+        asyncio.get_running_loop().add_reader(self._pair.fileno(), self._receive)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        asyncio.get_running_loop().remove_reader(self._pair.fileno())
+        await super().shutdown(sockets=sockets)
+
+    def _receive(self) -> None:
+        try:
+            message, fds, _flags, _address = socket.recv_fds(self._pair, 64, 64)
+        except BlockingIOError:
+            return
+        loop = asyncio.get_running_loop()
+        if not message:  # the parent is gone
+            loop.remove_reader(self._pair.fileno())
+            self.should_exit = True
+        for fd in fds:
+            connection = socket.socket(fileno=fd)
+            connection.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(self._protocol, connection))
+            self._opening.add(task)
+            task.add_done_callback(self._opened)
+
+    def _opened(self, task: asyncio.Task[object]) -> None:
+        self._opening.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("could not serve a connection: %s", task.exception())
+
+    def _protocol(self) -> asyncio.Protocol:
+        protocol: asyncio.Protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.server_state, app_state=self.lifespan.state
+        )
+        return protocol
+
+
 def _worker(config: uvicorn.Config, parent: int, sockets: list[socket.socket]) -> None:
     """A worker's main: SIGTERM (a graceful stop) when the supervisor dies, then serve."""
-    _PR_SET_PDEATHSIG = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if sys.platform.startswith("linux"):  # elsewhere the pair's end of file stops it
+        _PR_SET_PDEATHSIG = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # it died before the line above
         return
-    uvicorn.Server(config).run(sockets=sockets)
+    (pair,) = sockets
+    _DealtServer(config, pair).run()

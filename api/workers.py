@@ -55,7 +55,7 @@ def serve_workers(workers: int, host: str, port: int, log_level: str) -> int:
         return 0
     config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level=log_level)
     try:
-        listener = listen(host, port, config.backlog)
+        listener = _listen(host, port, config.backlog)
     except OSError as exc:
         logger.error("cannot listen on %s:%d: %s", host, port, exc)
         return STARTUP_FAILURE
@@ -69,7 +69,7 @@ def serve_workers(workers: int, host: str, port: int, log_level: str) -> int:
         listener.close()
 
 
-def listen(host: str, port: int, backlog: int) -> socket.socket:
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn decides
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -99,7 +99,8 @@ class _Dealer:
         self._thread.start()
 
     def join(self) -> None:
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
     def _run(self) -> None:
         while not self._stopping.is_set():

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from api.services.threads import Threads
+
+
+@pytest.fixture
+def threads() -> Iterator[Threads]:
+    """One worker thread: work queued behind running work has not started."""
+    pool = Threads(1, "t")
+    yield pool
+    pool.close()
 
 
 async def turns(n: int = 20) -> None:
@@ -17,9 +26,7 @@ async def turns(n: int = 20) -> None:
         await asyncio.sleep(0)
 
 
-def test_results_and_exceptions_come_back() -> None:
-    threads = Threads(2, "t")
-
+def test_results_and_exceptions_come_back(threads: Threads) -> None:
     def fail() -> None:
         raise ValueError("boom")
 
@@ -28,14 +35,10 @@ def test_results_and_exceptions_come_back() -> None:
         with pytest.raises(ValueError, match="boom"):
             await threads.run(fail)
 
-    try:
-        asyncio.run(go())
-    finally:
-        threads.close()
+    asyncio.run(go())
 
 
-def test_a_cancelled_caller_waits_for_work_that_started() -> None:
-    threads = Threads(1, "t")
+def test_a_cancelled_caller_waits_for_work_that_started(threads: Threads) -> None:
     started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def work() -> None:
@@ -57,14 +60,10 @@ def test_a_cancelled_caller_waits_for_work_that_started() -> None:
             await caller
         assert finished.is_set()
 
-    try:
-        asyncio.run(go())
-    finally:
-        threads.close()
+    asyncio.run(go())
 
 
-def test_a_cancelled_caller_whose_work_had_not_started_does_not_wait() -> None:
-    threads = Threads(1, "t")
+def test_a_cancelled_caller_whose_work_had_not_started_does_not_wait(threads: Threads) -> None:
     started, release = threading.Event(), threading.Event()
 
     def block() -> None:
@@ -81,7 +80,4 @@ def test_a_cancelled_caller_whose_work_had_not_started_does_not_wait() -> None:
         release.set()
         await busy
 
-    try:
-        asyncio.run(go())
-    finally:
-        threads.close()
+    asyncio.run(go())

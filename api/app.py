@@ -7,14 +7,15 @@ app = create_app(settings, runtime=..., clock=...)      # tests may swap the sea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import functools
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.bootstrap import open_database, server_secret
@@ -67,8 +68,9 @@ def create_app(
 
     app = _Backstate(title="backstate", version="0.1.0", lifespan=lifespan)
     app.state.services = services
-    app.fast_path = lambda stack: EventFastPath(
-        stack, lambda: services, body_limit=settings.max_body_bytes
+    app.front = EventFastPath(
+        functools.partial(FastAPI.__call__, app), lambda: services,
+        body_limit=settings.max_body_bytes,
     )
     errors.install(app)
     for router in ROUTERS:
@@ -79,15 +81,18 @@ def create_app(
 
 
 class _Backstate(FastAPI):
-    """FastAPI with the event route's fast path (`api.fastpath`) in front of its whole
-    middleware stack, errors and CORS included: the fast path answers only requests that need
-    none of them."""
+    """FastAPI with the event route's fast path (`api.fastpath`) in front of everything it does
+    per request: its telemetry check (~0.05 ms per request, with nothing configured), routing,
+    and the whole middleware stack, errors and CORS included. The fast path answers only
+    requests that need none of them and hands every other one to FastAPI unchanged."""
 
-    fast_path: Callable[[ASGIApp], ASGIApp] | None = None
+    front: ASGIApp | None = None
 
-    def build_middleware_stack(self) -> ASGIApp:
-        stack = super().build_middleware_stack()
-        return stack if self.fast_path is None else self.fast_path(stack)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http":
+            await self.front(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def build_runtime(settings: Settings, clock: Clock) -> Runtime:

@@ -142,7 +142,10 @@ class Step:
         context = raw["state"].get("context")
         if context is None:
             context = {}
-        if len(json.dumps(context, separators=(",", ":")).encode()) > self.limits.context_bytes:
+        # The state's JSON (ASCII, as the context's would be) contains the context's: only a
+        # state over the limit needs the context measured on its own.
+        if len(state_json) > self.limits.context_bytes and len(
+                json.dumps(context, separators=(",", ":"))) > self.limits.context_bytes:
             raise ContextError(f"the machine's context is over the {self.limits.context_bytes} "
                                "byte limit; the transition was not applied")
         now = self.clock.now_ms()

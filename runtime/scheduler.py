@@ -11,7 +11,11 @@ delivered timer under load, costing as much as the deliveries themselves, while 
 behind a full batch would not be delivered any sooner. They are delivered through the caller's
 `deliver` coroutine,
 which runs them through the same serialized per-instance path as client events. Timers of one
-instance are delivered in due order, one after the other; different instances in parallel.
+instance are delivered in due order, one after the other, by one task per instance that a later
+claim's timers of that instance join (a task of their own could take the instance's lock
+between two of the earlier ones); different instances in parallel. Across processes under a
+backlog, two processes may each claim some of an instance's due timers and deliver them out of
+due order: keeping them in order there is not done yet.
 
 If a delivery fails in a way that may pass (the machine threw, the instance is paused or busy),
 the timer is retried up to `RetryPolicy.attempts` times, `RetryPolicy.delay_s` apart, then
@@ -73,6 +77,8 @@ class Scheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0      # claimed and not yet settled: never claim more than a batch
+        # Per instance with a delivery task running: its claimed timers not yet delivered.
+        self._queues: dict[object, list[Claimed]] = {}
         self.delivered = 0
         self.dropped = 0
 
@@ -105,8 +111,13 @@ class Scheduler:
         now = self._clock.now_ms()
         claimed = await self._source.claim_due(now, room)
         self._in_flight += len(claimed)
-        for group in _by_instance(claimed):
-            self._spawn(self._deliver_group(group))
+        for timer in claimed:   # in due order
+            queue = self._queues.get(timer.instance_id)
+            if queue is not None:
+                queue.append(timer)   # after the earlier ones its instance's task delivers
+            else:
+                self._queues[timer.instance_id] = [timer]
+                self._spawn(self._deliver_queue(timer.instance_id))
         if claimed and len(claimed) == room:
             return 0.0                        # more may be due right now
         earliest = await self._source.earliest_due()
@@ -141,10 +152,14 @@ class Scheduler:
         task.add_done_callback(self._tasks.discard)
 
     # -- delivery -------------------------------------------------------------------------
-    async def _deliver_group(self, timers: list[Claimed]) -> None:
-        async with self._slots:
-            for timer in timers:
-                await self._deliver_one(timer)
+    async def _deliver_queue(self, instance_id: object) -> None:
+        queue = self._queues[instance_id]
+        try:
+            async with self._slots:
+                while queue:
+                    await self._deliver_one(queue.pop(0))
+        finally:
+            del self._queues[instance_id]
 
     async def _deliver_one(self, timer: Claimed) -> None:
         try:
@@ -172,9 +187,3 @@ class Scheduler:
                   timer.instance_id, attempt, exc)
         await self._source.drop(timer)
 
-
-def _by_instance(timers: list[Claimed]) -> list[list[Claimed]]:
-    groups: dict[object, list[Claimed]] = {}
-    for timer in timers:   # already in due order
-        groups.setdefault(timer.instance_id, []).append(timer)
-    return list(groups.values())

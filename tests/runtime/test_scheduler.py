@@ -197,3 +197,30 @@ def test_claims_again_only_once_half_the_batch_has_settled():
         await s.drain()
         await s.aclose()
     asyncio.run(go())
+
+
+def test_a_later_claim_of_an_instance_waits_for_its_earlier_timers():
+    async def go():
+        clock, source, log = FakeClock(0, autojump=False), MemorySource(), []
+        source.arm(A, "a1", 0)
+        release = asyncio.Event()
+
+        async def deliver(t: Claimed) -> None:
+            log.append(f"start {t.send_id}")
+            if t.send_id == "a1":
+                await release.wait()
+            log.append(f"end {t.send_id}")
+
+        s = scheduler(source, clock, deliver)
+        await s.run_once()
+        await asyncio.sleep(0)
+        source.arm(A, "a2", 0)                 # due while "a1" is still being delivered
+        source.arm(B, "b1", 0)
+        await s.run_once()
+        await asyncio.sleep(0)
+        assert log == ["start a1", "start b1", "end b1"]   # other instances go ahead
+        release.set()
+        await s.drain()
+        assert log[3:] == ["end a1", "start a2", "end a2"]
+        await s.aclose()
+    asyncio.run(go())

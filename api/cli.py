@@ -113,7 +113,6 @@ def _serve(args: argparse.Namespace) -> int:
         db.dispose()
     if args.database_url:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
-    os.environ["BACKSTATE_WORKERS"] = str(workers)  # each worker's share of the CPUs
     # Connections dealt to the workers in turn, not uvicorn's shared socket: see api/workers.py.
     return serve_workers(workers, args.host, args.port, args.log_level)
 

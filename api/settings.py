@@ -3,8 +3,6 @@ then passed down. Nothing reads the environment at import time."""
 
 from __future__ import annotations
 
-import os
-
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,8 +46,8 @@ class Settings(BaseSettings):
     fetch_allowed_hosts: list[str] = []
     fetch_timeout_s: float = 30.0
     step_threads: int = 64
-    # Steps starting at once in one process (0: the process's share of the CPUs, see
-    # `lanes`); a step still running after 50 ms no longer counts (api/services/lanes.py).
+    # Steps starting at once in one process (0: one per CPU); a step still running after 50 ms
+    # no longer counts (see api/services/lanes.py).
     step_lanes: int = 0
 
     # Per-instance serialization across processes (see runtime/store/leases.py).
@@ -72,17 +70,3 @@ class Settings(BaseSettings):
     # `backstate serve` processes sharing the port; steps stay serialized across them by the
     # instance leases. More than one lets a server use more than one core (one GIL each).
     workers: int = 1
-
-    def lanes(self) -> int:
-        """Steps one process starts at once: `step_lanes`, or its share of the CPUs this server
-        may use. One process runs two steps' JavaScript in parallel outside its GIL, but with a
-        process per CPU a second lane only adds GIL contention: on 2 CPUs, 2 workers with one
-        lane each served 9% more events than with two, at a lower p99 (issue #3's note)."""
-        return self.step_lanes or max(1, _usable_cpus() // max(1, self.workers))
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # a container's CPU set, where there is one
-    except AttributeError:
-        return os.cpu_count() or 1

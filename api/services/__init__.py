@@ -47,7 +47,7 @@ def build_services(
         db,
         clock,
         step_threads=settings.step_threads,
-        step_lanes=settings.lanes(),
+        step_lanes=settings.step_lanes,
         lease_ttl_s=settings.lease_ttl_s,
         lease_wait_s=settings.lease_wait_s,
     )

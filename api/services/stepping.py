@@ -95,7 +95,7 @@ class Stepper:
         self._clock = clock
         self._steps = Threads(step_threads, "step")
         self._db_threads = Threads(DB_THREADS, "db")
-        self._lanes = Lanes(step_lanes, LANE_HOLD_S)
+        self._lanes = Lanes(step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
         self._ttl_ms = int(lease_ttl_s * 1000)
         self._wait_s = lease_wait_s
         self.owner = process_owner()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from api.services.lanes import Lanes
 
 
@@ -30,14 +28,3 @@ def test_steps_queue_for_a_lane_and_a_slow_one_gives_it_back() -> None:
     assert 0.04 < started["next"] < 0.15  # waited for "quick" to finish
     assert started["slow"] < 0.2
     assert 0.15 < started["after"] - started["slow2"] < 0.45  # "slow2" gave its lane back
-
-
-def test_a_process_gets_its_share_of_the_cpus_as_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api import settings as settings_module
-    from api.settings import Settings
-
-    monkeypatch.setattr(settings_module, "_usable_cpus", lambda: 4)
-    assert Settings(workers=1).lanes() == 4
-    assert Settings(workers=2).lanes() == 2
-    assert Settings(workers=8).lanes() == 1        # never none
-    assert Settings(workers=2, step_lanes=3).lanes() == 3  # set explicitly: as set

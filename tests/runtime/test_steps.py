@@ -129,6 +129,7 @@ GUARDED = bundle("""{
     MAP: { actions: assign({ items: () => new Map() }) },
     FUNC: { actions: assign({ items: () => [() => 1] }) },
     BIG: { actions: assign({ items: () => "x".repeat(500000) }) },
+    KEEP: { actions: assign({ items: (c) => c.items }) },
   } }, b: {} },
 }""")
 
@@ -146,6 +147,16 @@ def test_guards_and_contexts_that_cannot_be_persisted_change_nothing(
     with pytest.raises(error, match=message):
         send(runtime, GUARDED, first, event, commits=commits)
     assert commits == []
+
+
+def test_a_state_over_the_context_limit_with_a_small_context_is_saved(runtime: Runtime):
+    # The state's JSON holds the event twice (event, _event): it is over the limit, yet the
+    # context alone, which is what the limit is about, is small.
+    commits = Commits()
+    send(runtime, GUARDED, create(runtime, GUARDED), {"type": "KEEP", "pad": "y" * 300_000},
+         commits=commits)
+    assert len(commits) == 1 and len(commits[0].state_json) > runtime.limits.context_bytes
+    assert commits[0].context == {"items": []}
 
 
 TIMERS = bundle("""{

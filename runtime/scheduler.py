@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -78,7 +80,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight = 0      # claimed and not yet settled: never claim more than a batch
         # Per instance with a delivery task running: its claimed timers not yet delivered.
-        self._queues: dict[object, list[Claimed]] = {}
+        self._queues: dict[uuid.UUID, deque[Claimed]] = {}
         self.delivered = 0
         self.dropped = 0
 
@@ -116,7 +118,7 @@ class Scheduler:
             if queue is not None:
                 queue.append(timer)   # after the earlier ones its instance's task delivers
             else:
-                self._queues[timer.instance_id] = [timer]
+                self._queues[timer.instance_id] = deque([timer])
                 self._spawn(self._deliver_queue(timer.instance_id))
         if claimed and len(claimed) == room:
             return 0.0                        # more may be due right now
@@ -152,12 +154,12 @@ class Scheduler:
         task.add_done_callback(self._tasks.discard)
 
     # -- delivery -------------------------------------------------------------------------
-    async def _deliver_queue(self, instance_id: object) -> None:
+    async def _deliver_queue(self, instance_id: uuid.UUID) -> None:
         queue = self._queues[instance_id]
         try:
             async with self._slots:
                 while queue:
-                    await self._deliver_one(queue.pop(0))
+                    await self._deliver_one(queue.popleft())
         finally:
             del self._queues[instance_id]
 

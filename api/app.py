@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -53,6 +54,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         timers = asyncio.create_task(services.scheduler.run()) if settings.timers_enabled else None
+        _freeze_startup_heap()
         try:
             yield
         finally:
@@ -93,6 +95,20 @@ class _Backstate(FastAPI):
             await self.front(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+
+@functools.cache  # once per process: its first app's start
+def _freeze_startup_heap() -> None:
+    """Take what exists when the server starts out of the garbage collector's sight.
+
+    Modules, the app and services, SQLAlchemy's and pydantic's structures, the sandbox engine:
+    they live as long as the process, yet every full (generation 2) collection walked all of
+    them again, pausing the whole process ~100 ms under load, a few times a minute (the worst
+    of the event route's tail latency). Frozen, they are skipped; whatever is allocated later
+    (requests, steps, cached versions) is collected as before. Garbage is collected first, so
+    none of it is frozen with them."""
+    gc.collect()
+    gc.freeze()
 
 
 def build_runtime(settings: Settings, clock: Clock) -> Runtime:

@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.database_url:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
     # Connections dealt to the workers in turn, not uvicorn's shared socket: see api/workers.py.
-    return serve_workers(workers, args.host, args.port, args.log_level)
+    return serve_workers(workers, args.host, args.port, args.log_level, pin=settings.pin_workers)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,11 +30,16 @@ ESTABLISHED = "01"
 
 
 @contextmanager
-def serve_two_workers(database_url: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def serve_two_workers(
+    database_url: str, *, cpus: list[int] | None = None, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`backstate serve --workers 2`, allowed only `cpus` (all when None)."""
     port = free_port()
     command = [sys.executable, "-m", "api.cli", "serve", "--workers", "2", "--port", str(port)]
     command += ["--database-url", database_url, "--log-level", "warning"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_SECRET": TEST_SECRET}
+    if cpus is not None:
+        command = ["taskset", "--cpu-list", ",".join(map(str, cpus)), *command]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_SECRET": TEST_SECRET, **(env or {})}
     process = subprocess.Popen(command, cwd=REPO, env=env)
     try:
         wait_until(lambda: healthy(port), f"backstate serve on {port} answering", process)
@@ -81,6 +87,21 @@ def workers(pid: int) -> list[int]:
             if "spawn_main" in cmdline and alive(int(child)):
                 found.append(int(child))
     return sorted(found)
+
+
+def cpus_of(pid: int) -> set[int]:
+    """The CPUs every thread of `pid` may run on (they must agree)."""
+    masks = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in read(task / "status").splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                masks.add(line.split(":", 1)[1].strip())
+    assert len(masks) == 1, f"threads of {pid} disagree: {masks}"
+    cpus = set()
+    for part in masks.pop().split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
 
 
 def read(path: Path) -> str:
@@ -182,3 +203,36 @@ def test_workers_stop_when_their_supervisor_is_killed(database_url: str) -> None
         process.kill()
         process.wait(10)
         wait_until(lambda: not any(alive(pid) for pid in children), "the workers to stop", None, 30)
+
+
+ALLOWED = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(ALLOWED) < 2 or shutil.which("taskset") is None,
+                    reason="needs two CPUs and taskset")
+@pytest.mark.parametrize("pin", [True, False], ids=["pinned", "not-pinned"])
+def test_with_a_worker_per_cpu_each_worker_and_its_replacement_keep_to_one_cpu(
+    database_url: str, pin: bool
+) -> None:
+    two = ALLOWED[:2]
+    settings = {"BACKSTATE_PIN_WORKERS": "true" if pin else "false"}
+    with serve_two_workers(database_url, cpus=two, env=settings) as (process, _):
+        children = workers(process.pid)
+        cpus = {pid: cpus_of(pid) for pid in children}
+        if pin:
+            assert sorted(cpus.values(), key=min) == [{two[0]}, {two[1]}]
+        else:
+            assert list(cpus.values()) == [set(two), set(two)]
+        killed = children[0]
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: len(workers(process.pid)) == 2 and killed not in workers(process.pid),
+                   "a new worker", process)
+        (replacement,) = set(workers(process.pid)) - set(children)
+        wait_until(lambda: has_started_threads(replacement), "the new worker's threads", process)
+        assert cpus_of(replacement) == cpus[killed]
+
+
+def has_started_threads(pid: int) -> bool:
+    """The worker has started its app (its threads exist: the epoch ticker, the pools)."""
+    return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1

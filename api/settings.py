@@ -70,5 +70,5 @@ class Settings(BaseSettings):
     # `backstate serve` processes sharing the port; steps stay serialized across them by the
     # instance leases. More than one lets a server use more than one core (one GIL each).
     workers: int = 1
-    # With at least one worker per CPU, each worker stays on one CPU (see api/workers.py).
+    # With workers dividing evenly among the CPUs, each worker stays on one (api/workers.py).
     pin_workers: bool = True

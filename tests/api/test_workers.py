@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.workers import worker_cpus
 from tests.conftest import TEST_SECRET
 from tests.support.server import REPO, free_port
 
@@ -226,9 +227,14 @@ def test_with_a_worker_per_cpu_each_worker_and_its_replacement_keep_to_one_cpu(
             assert list(cpus.values()) == [set(two), set(two)]
         killed = children[0]
         os.kill(killed, signal.SIGKILL)
-        wait_until(lambda: len(workers(process.pid)) == 2 and killed not in workers(process.pid),
-                   "a new worker", process)
-        (replacement,) = set(workers(process.pid)) - set(children)
+        new: set[int] = set()
+
+        def replaced() -> bool:
+            new.update(set(workers(process.pid)) - set(children))
+            return bool(new)
+
+        wait_until(replaced, "a new worker", process)
+        (replacement,) = new
         wait_until(lambda: has_started_threads(replacement), "the new worker's threads", process)
         assert cpus_of(replacement) == cpus[killed]
 
@@ -236,3 +242,21 @@ def test_with_a_worker_per_cpu_each_worker_and_its_replacement_keep_to_one_cpu(
 def has_started_threads(pid: int) -> bool:
     """The worker has started its app (its threads exist: the epoch ticker, the pools)."""
     return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1
+
+
+@pytest.mark.parametrize(
+    ("allowed", "workers", "pinned"),
+    [
+        ({0, 1, 2, 3}, 4, [0, 1, 2, 3]),
+        ({0, 1, 2, 3}, 8, [0, 1, 2, 3, 0, 1, 2, 3]),
+        ({2, 5}, 2, [2, 5]),  # the CPUs this process may use, not 0..n-1
+        ({0, 1, 2, 3}, 2, None),  # fewer workers than CPUs: each may use a second core
+        ({0, 1, 2, 3}, 6, None),  # two CPUs would serve two workers, two only one
+        ({0}, 3, None),  # one CPU: nothing to choose
+    ],
+)
+def test_workers_are_pinned_only_when_they_divide_evenly_among_the_cpus(
+    monkeypatch: pytest.MonkeyPatch, allowed: set[int], workers: int, pinned: list[int] | None
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: allowed)
+    assert worker_cpus(workers) == pinned

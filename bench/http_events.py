@@ -9,7 +9,7 @@ Targets (issue #3): >= 500 events/s on SQLite and p99 <= 50 ms at 16 clients.
 
     python bench/http_events.py                  # SQLite (a temporary file)
     python bench/http_events.py --postgres URL   # PostgreSQL (e.g. scripts/start-postgres.sh)
-    python bench/http_events.py --workers 1      # server processes (default: the server's)
+    python bench/http_events.py --workers 1      # server processes (default: one per CPU)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from api.tokens import mint  # noqa: E402
-from bench.machine import Steal  # noqa: E402
+from bench.machine import Steal, cpus  # noqa: E402
 from tests.support.client import Api  # noqa: E402
 from tests.support.databases import postgres_schema  # noqa: E402
 from tests.support.server import run_server_processes  # noqa: E402
@@ -153,7 +152,7 @@ def run_generator(url: str, token: str, clients: int, events: int, instances: in
 def bench(database_url: str, label: str, args: argparse.Namespace) -> None:
     instances, events, workers = args.instances, args.events, args.workers
     keys = admin_key(database_url)
-    env = {} if workers is None else {"BACKSTATE_WORKERS": str(workers)}
+    env = {"BACKSTATE_WORKERS": str(workers)}
     with run_server_processes(1, database_url, env=env) as (url,):
         token = mint(keys["keyId"], keys["secret"], expires_in_s=3600)
         t0 = time.perf_counter()
@@ -179,13 +178,13 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also run on this PostgreSQL database")
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--events", type=int, default=3000)
-    parser.add_argument("--workers", type=int, help="server processes (default: the server's)")
+    parser.add_argument("--workers", type=int, default=cpus(),
+                        help="server processes (default: one per CPU)")
     parser.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")],
                         default=[1, 16, 64], help="concurrent clients per run (default 1,16,64)")
     parser.add_argument("--skip-sqlite", action="store_true", help="only run on PostgreSQL")
     args = parser.parse_args()
-    workers = "default" if args.workers is None else args.workers
-    print(f"backstate serve --workers {workers}; {os.cpu_count()} CPUs; load generator apart")
+    print(f"backstate serve --workers {args.workers}; {cpus()} CPUs; load generator apart")
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{tmp}/bench.db"

@@ -1,4 +1,4 @@
-"""What the machine itself did during a measurement: CPU stolen by the hypervisor.
+"""What the machine is and did during a measurement: its CPUs, and CPU stolen by the hypervisor.
 
 On a shared virtual machine the hypervisor may run other guests on "our" cores: that time
 (`steal` in /proc/stat) shows up here as slower events, not as our CPU. The benchmarks print
@@ -41,3 +41,11 @@ def _stolen_s() -> float:
     except OSError:
         return 0.0
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+def cpus() -> int:
+    """The CPUs this process may run on: the benchmarks' default number of server workers, the
+    deployment `backstate serve --workers` is for (one worker per CPU, each pinned to its own)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

@@ -7,6 +7,8 @@ delivered minus the due time stored with it — as p50 / p99 / max, plus the del
 Target (issue #4): p99 lateness <= 50 ms.
 
     python bench/timers.py [--instances 200] [--per-instance 50] [--spread 10] [--workers 2]
+
+`--workers` defaults to one server process per CPU.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from api.tokens import mint  # noqa: E402
-from bench.machine import Steal  # noqa: E402
+from bench.machine import Steal, cpus  # noqa: E402
 from tests.support.client import Api  # noqa: E402
 from tests.support.server import run_server_processes  # noqa: E402
 
@@ -56,7 +58,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--per-instance", type=int, default=50)
     parser.add_argument("--spread", type=float, default=10.0, help="seconds the timers span")
-    parser.add_argument("--workers", type=int, help="server processes (default: the server's)")
+    parser.add_argument("--workers", type=int, default=cpus(),
+                        help="server processes (default: one per CPU)")
     parser.add_argument("--lead", type=float, default=20.0,
                         help="seconds from the start of arming to the first due time")
     args = parser.parse_args()
@@ -67,7 +70,7 @@ def main() -> None:
                               "--database-url", database_url], cwd=REPO, check=True,
                              capture_output=True, text=True)
         keys = json.loads(out.stdout)
-        env = {} if args.workers is None else {"BACKSTATE_WORKERS": str(args.workers)}
+        env = {"BACKSTATE_WORKERS": str(args.workers)}
         with run_server_processes(1, database_url, env=env) as (url,):
             token = mint(keys["keyId"], keys["secret"], expires_in_s=3600)
             with Api(url, token) as api:

@@ -220,6 +220,9 @@ def test_with_a_worker_per_cpu_each_worker_and_its_replacement_keep_to_one_cpu(
     settings = {"BACKSTATE_PIN_WORKERS": "true" if pin else "false"}
     with serve_two_workers(database_url, cpus=two, env=settings) as (process, _):
         children = workers(process.pid)
+        # Each worker is pinned (or not) before its first thread starts.
+        wait_until(lambda: all(map(has_started_threads, children)), "the workers' threads",
+                   process)
         cpus = {pid: cpus_of(pid) for pid in children}
         if pin:
             assert sorted(cpus.values(), key=min) == [{two[0]}, {two[1]}]
@@ -245,7 +248,7 @@ def has_started_threads(pid: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("allowed", "workers", "pinned"),
+    ("allowed", "count", "pinned"),
     [
         ({0, 1, 2, 3}, 4, [0, 1, 2, 3]),
         ({0, 1, 2, 3}, 8, [0, 1, 2, 3, 0, 1, 2, 3]),
@@ -256,7 +259,7 @@ def has_started_threads(pid: int) -> bool:
     ],
 )
 def test_workers_are_pinned_only_when_they_divide_evenly_among_the_cpus(
-    monkeypatch: pytest.MonkeyPatch, allowed: set[int], workers: int, pinned: list[int] | None
+    monkeypatch: pytest.MonkeyPatch, allowed: set[int], count: int, pinned: list[int] | None
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: allowed)
-    assert worker_cpus(workers) == pinned
+    assert worker_cpus(count) == pinned

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.machine import cpus
 from runtime.engine import Runtime, RuntimeLimits
 from runtime.sandbox.fetch import EgressPolicy, Fetcher
 
@@ -116,7 +117,7 @@ def report_events(label: str, samples: list[float], cpu: float) -> None:
 def all_cores(rt: Runtime, count: int) -> tuple[int, float]:
     """Events/s with one sender thread per CPU (steps release the GIL inside wasm): the most
     steps this machine runs per second with nothing else to do, no persistence included."""
-    threads = os.cpu_count() or 1
+    threads = cpus()
     with ThreadPoolExecutor(threads) as pool:
         runs = list(pool.map(lambda _: run_events(rt, TOGGLE, "TOGGLE", count), range(threads)))
     # The threads' timed windows overlap (same work, started together): their rates add up.

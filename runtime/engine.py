@@ -55,7 +55,7 @@ class LoadedVersion:
 
     def release(self, vm: VM) -> None:
         """Reset right away, so no instance's data lingers in an idle VM."""
-        if not vm.reset(self.snapshot):
+        if not vm.reset():
             return
         with self._lock:
             if len(self._idle) < self._limits.pool_size:

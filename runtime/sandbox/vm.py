@@ -2,11 +2,12 @@
 
 Design log (what was tried and why, see also shared/reference/sandbox-engines.md):
 
-* One wasm instance per event. A VM is cloned from a memory snapshot of a VM that already has
-  the prelude, xstate and the version's bundle loaded: the instance is fresh (nothing leaks
-  between instances, versions or tenants through JS globals) and the clone is one memmove.
-  Reusing instances by rewriting their memory was rejected: a trapped instance may be in any
-  state, and a grown memory cannot shrink.
+* Every event starts from a memory snapshot of a VM that already has the prelude, xstate and
+  the version's bundle loaded, so nothing leaks between instances, versions or tenants through
+  JS globals. A VM is a new instance with the snapshot written into it (`Snapshot.restore`),
+  or a used one whose memory was made byte-identical to it again (`Snapshot.reset`, much
+  cheaper than a new instance's page faults). A VM that trapped may be in any state, and a
+  grown memory cannot shrink: those are discarded instead.
 * Limits are enforced by wasmtime, not QuickJS. `Store.set_limits(memory_size=...)` makes the
   guest's malloc fail, which QuickJS turns into a catchable `InternalError: out of memory`
   (JS_SetMemoryLimit is useless under WASI: malloc_usable_size reports nothing). Epoch
@@ -36,7 +37,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ from runtime.errors import (
     StackOverflowError,
     TimeLimitError,
 )
+from runtime.sandbox.snapshot import Snapshot
+
+__all__ = ["VM", "Engine", "JSException", "Snapshot"]
 
 WASM_PATH = Path(__file__).parent / "wasm" / "sandbox.wasm"
 TICK_S = 0.005                # epoch tick: deadlines are enforced to within one tick
@@ -89,38 +92,6 @@ class JSException(MachineError):
     def __init__(self, message: str, js_stack: str = ""):
         super().__init__(message)
         self.js_stack = js_stack
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A quiescent VM's linear memory: the source of every fresh VM cloned from it."""
-
-    memory: bytes
-    scratch: int          # guest address of the [status, length] result area
-    # (start, end, is_zero) runs covering `memory`: resetting a zero run is a memset, which
-    # costs half a copy (the guest's 1 MiB stack, below everything else, is mostly zeros).
-    runs: tuple[tuple[int, int, bool], ...] = ()
-
-    @property
-    def size(self) -> int:
-        return len(self.memory)
-
-    @classmethod
-    def of(cls, memory: bytes, scratch: int) -> Snapshot:
-        return cls(memory, scratch, _runs(memory))
-
-
-def _runs(memory: bytes, granule: int = 1 << 16) -> tuple[tuple[int, int, bool], ...]:
-    zero = bytes(granule)
-    runs: list[list[Any]] = []
-    for start in range(0, len(memory), granule):
-        end = min(start + granule, len(memory))
-        is_zero = memory[start:end] == zero[: end - start]
-        if runs and runs[-1][2] == is_zero:
-            runs[-1][1] = end
-        else:
-            runs.append([start, end, is_zero])
-    return tuple((a, b, z) for a, b, z in runs)
 
 
 class _Ticker:
@@ -200,6 +171,7 @@ class VM:
         self._memory = self._export("memory")
         self.scratch = 0
         self.dead: str | None = None
+        self._origin: Snapshot | None = None   # what `reset` returns this VM to
 
     # -- lifecycle ------------------------------------------------------------------------
     def boot(self) -> None:
@@ -216,25 +188,21 @@ class VM:
         have = self._memory.data_len(self.store)
         if snapshot.size > have:
             self._memory.grow(self.store, (snapshot.size - have) // 65536)
-        ctypes.memmove(self._base(), snapshot.memory, snapshot.size)
+        snapshot.restore(self._base())
         self.scratch = snapshot.scratch
+        self._origin = snapshot
 
-    def reset(self, snapshot: Snapshot) -> bool:
-        """Make a used VM byte-identical to a fresh clone of `snapshot`, reusing its resident
-        pages (a fresh instance page-faults its whole memory in: 2 ms against 0.15 ms).
-        Linear memory is an instance's only mutable state besides the shadow stack pointer,
-        which is back at its initial value whenever no export is running. Refuses (False)
-        a VM that trapped or grew: a grown memory cannot shrink back to the snapshot's."""
-        if self.dead or self.linear_memory() != snapshot.size:
+    def reset(self) -> bool:
+        """Make a used VM byte-identical to a fresh clone of the snapshot it was cloned from,
+        reusing its resident pages (a fresh instance page-faults its whole memory in: 2 ms
+        against 0.15 ms). Linear memory is an instance's only mutable state besides the shadow
+        stack pointer, which is back at its initial value whenever no export is running.
+        Refuses (False) a VM that was not cloned, trapped or grew: a grown memory cannot shrink
+        back to the snapshot's."""
+        snapshot = self._origin
+        if snapshot is None or self.dead or self.linear_memory() != snapshot.size:
             return False
-        base = self._base()
-        source = ctypes.cast(ctypes.c_char_p(snapshot.memory), ctypes.c_void_p).value or 0
-        for start, end, is_zero in snapshot.runs:
-            if is_zero:
-                ctypes.memset(base + start, 0, end - start)
-            else:
-                ctypes.memmove(base + start, source + start, end - start)
-        self.scratch = snapshot.scratch
+        snapshot.reset(self._base())
         _set_epoch_deadline(self.store._context(), 1 << 40)
         return True
 

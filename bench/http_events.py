@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from api.tokens import mint  # noqa: E402
-from bench.machine import Steal, cpus  # noqa: E402
+from bench.machine import ChildrenCpu, Steal, cpus  # noqa: E402
 from tests.support.client import Api  # noqa: E402
 from tests.support.databases import postgres_schema  # noqa: E402
 from tests.support.server import run_server_processes  # noqa: E402
@@ -160,12 +160,13 @@ def bench(database_url: str, label: str, args: argparse.Namespace) -> None:
         print(f"{label}: created {instances} instances in {time.perf_counter() - t0:.1f} s")
         for clients in args.clients:
             count = events if clients > 1 else max(200, events // 4)
-            with Steal() as steal:
+            with Steal() as steal, ChildrenCpu() as server:
                 r = run_generator(url, token, clients, count, instances)
             print(f"{label:10s} {clients:3d} clients: {r['events'] / r['elapsed']:7.0f} events/s  "
                   f"p50 {r['p50'] * 1e3:6.1f} ms  p99 {r['p99'] * 1e3:6.1f} ms  "
                   f"({r['events']} events, {r['errors']} errors; "
-                  f"generator {r['client_cpu'] * 1e3:.2f} ms CPU/event; {steal})")
+                  f"server {server.seconds / r['events'] * 1e3:.2f} ms CPU/event, "
+                  f"generator {r['client_cpu'] * 1e3:.2f}; {steal})")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from runtime.store.prepared import RawTransaction, raw_transaction
+from runtime.store.rawpool import RawPool
 from runtime.store.sqlite import (
     READ_ONLY,
     Checkpointer,
@@ -44,6 +45,7 @@ class Database:
                                      auto_checkpoint=auto_checkpoint)
         if self._checkpointer is not None:
             self._checkpointer.start()
+        self._raw_pool = RawPool(self.engine, pool_size)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
@@ -86,7 +88,7 @@ class Database:
         begin = "BEGIN IMMEDIATE" if self._gate is not None else None
         with (
             self._writing(),
-            raw_transaction(self.engine, begin=begin, autocommit=autocommit) as transaction,
+            raw_transaction(self._raw_pool, begin=begin, autocommit=autocommit) as transaction,
         ):
             yield transaction
 
@@ -94,7 +96,7 @@ class Database:
     def raw_read(self) -> Iterator[RawTransaction]:
         """Standalone `Prepared` reads (see `raw`): no transaction, no writer gate (on SQLite,
         in WAL mode, each statement reads a committed snapshot and never waits for a writer)."""
-        with raw_transaction(self.engine, begin=None, autocommit=True) as transaction:
+        with raw_transaction(self._raw_pool, begin=None, autocommit=True) as transaction:
             yield transaction
 
     def _writing(self) -> AbstractContextManager[object]:
@@ -114,6 +116,7 @@ class Database:
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()
+        self._raw_pool.close()
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()

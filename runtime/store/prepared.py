@@ -20,11 +20,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Engine
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+
+from runtime.store.rawpool import RawPool
 
 Processor = Callable[[Any], Any] | None
 Build = Callable[[Dialect], ClauseElement]
@@ -126,41 +127,58 @@ class RawTransaction:
 
 @contextmanager
 def raw_transaction(
-    engine: Engine, *, begin: str | None, autocommit: bool = False
+    pool: RawPool, *, begin: str | None, autocommit: bool = False
 ) -> Iterator[RawTransaction]:
     """A transaction on a pooled DBAPI connection: committed on success, rolled back on any
-    exception; a connection the driver reports as disconnected is dropped from the pool.
+    exception; a connection the driver reports as disconnected (or that cannot roll back) is
+    closed instead of going back to the pool.
 
     `autocommit`: the caller runs statements that each stand alone (no BEGIN, no COMMIT: two
     round trips fewer on PostgreSQL). SQLite connections are in autocommit mode between the
     BEGINs we emit, so there `begin` is simply skipped."""
-    connection = engine.raw_connection()
-    driver = connection.dbapi_connection
-    standalone = autocommit and engine.dialect.name == "postgresql"
+    connection = pool.take()
+    standalone = autocommit and pool.dialect.name == "postgresql"
+    usable = False
     try:
         if standalone:
-            driver.autocommit = True  # type: ignore[union-attr]
+            connection.autocommit = True
         cursor = connection.cursor()
         try:
             if begin is not None and not autocommit:
                 cursor.execute(begin)
-            yield RawTransaction(cursor, engine.dialect)
+            yield RawTransaction(cursor, pool.dialect)
             connection.commit()
         except BaseException as exc:
-            _abandon(engine, connection, cursor, exc)
+            usable = _rolled_back(pool.dialect, connection, cursor, exc)
             raise
+        else:
+            usable = True
         finally:
             cursor.close()
+            if usable and standalone:
+                usable = _autocommit_off(connection)
     finally:
-        if standalone and connection.is_valid:
-            driver.autocommit = False  # type: ignore[union-attr]
-        connection.close()
+        if usable:
+            pool.give(connection)
+        else:
+            pool.discard(connection)
 
 
-def _abandon(engine: Engine, connection: Any, cursor: Any, exc: BaseException) -> None:
-    dialect = engine.dialect
-    dbapi_error = isinstance(exc, dialect.loaded_dbapi.Error)
-    if dbapi_error and dialect.is_disconnect(cast(Any, exc), connection.dbapi_connection, cursor):
-        connection.invalidate(exc)
-        return
-    connection.rollback()
+def _rolled_back(dialect: Dialect, connection: Any, cursor: Any, exc: BaseException) -> bool:
+    """Roll back after `exc`; whether the connection can be used again."""
+    dbapi = dialect.loaded_dbapi
+    if isinstance(exc, dbapi.Error) and dialect.is_disconnect(cast(Any, exc), connection, cursor):
+        return False
+    try:
+        connection.rollback()
+    except dbapi.Error:
+        return False
+    return True
+
+
+def _autocommit_off(connection: Any) -> bool:
+    try:
+        connection.autocommit = False
+    except Exception:
+        return False
+    return True

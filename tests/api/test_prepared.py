@@ -14,7 +14,7 @@ from api.bootstrap import open_database
 from api.settings import Settings
 from runtime.store import Database
 from runtime.store.models import Org, Transition, table
-from runtime.store.prepared import Prepared
+from runtime.store.prepared import Prepared, RawTransaction
 from tests.conftest import TEST_SECRET
 
 ORGS = table(Org)
@@ -112,3 +112,42 @@ def _instance(db: Database, org_id: uuid.UUID) -> uuid.UUID:
             now=NOW,
         )
     return lease.instance_id
+
+
+def test_raw_transactions_reuse_their_connections(db: Database) -> None:
+    with db.raw_read() as tx:
+        first = tx._cursor.connection
+    with db.raw() as tx:
+        assert tx._cursor.connection is first   # the most recently used one, no checkout
+
+
+def test_a_connection_that_broke_is_closed_and_the_next_transaction_gets_a_new_one(
+        db: Database) -> None:
+    with pytest.raises(db.engine.dialect.loaded_dbapi.Error), db.raw() as tx:
+        broken = tx._cursor.connection
+        _break(db, tx)
+        tx.first(SELECT_ORG, {"org_name": "x"})
+    with db.raw() as tx:
+        assert tx._cursor.connection is not broken
+        assert tx.first(SELECT_ORG, {"org_name": "nobody"}) is None
+    add_org(db, "after-the-break")
+
+
+def test_an_idle_connection_is_pinged_before_use(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    with db.raw_read() as tx:
+        idle = tx._cursor.connection
+    idle.close()   # as a database restart would leave it
+    monkeypatch.setattr("runtime.store.rawpool.PING_AFTER_S", 0.0)
+    with db.raw_read() as tx:
+        assert tx._cursor.connection is not idle
+        assert tx.first(SELECT_ORG, {"org_name": "nobody"}) is None
+
+
+def _break(db: Database, tx: RawTransaction) -> None:
+    """Lose the transaction's connection as a server restart would."""
+    if db.dialect == "postgresql":
+        with pytest.raises(db.engine.dialect.loaded_dbapi.Error):
+            tx._cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    else:
+        tx._cursor.connection.close()

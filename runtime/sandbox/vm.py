@@ -118,6 +118,7 @@ class Engine:
         self.host_call = host_call or _no_host_calls
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True
+        cfg.memory_may_move = False   # a VM's memory base is read once (VM.base)
         self.engine = wasmtime.Engine(cfg)
         self.module = _load_module(self.engine, wasm_path, cache_dir or _default_cache_dir())
         self.linker = wasmtime.Linker(self.engine)
@@ -169,6 +170,8 @@ class VM:
         self._instance = engine.linker.instantiate(self.store, engine.module)
         self._exports: dict[str, Any] = {}
         self._memory = self._export("memory")
+        data = _memory_data(self.store._context(), ctypes.byref(self._memory._memory))
+        self._base_address = ctypes.addressof(data.contents)   # fixed: memory_may_move is off
         self.scratch = 0
         self.dead: str | None = None
         self._origin: Snapshot | None = None   # what `reset` returns this VM to
@@ -288,8 +291,7 @@ class VM:
         return text
 
     def _base(self) -> int:
-        data = _memory_data(self.store._context(), ctypes.byref(self._memory._memory))
-        return ctypes.addressof(data.contents)
+        return self._base_address
 
     def read_bytes(self, ptr: int, length: int) -> bytes:
         return ctypes.string_at(self._base() + ptr, length)

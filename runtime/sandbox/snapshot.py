@@ -6,16 +6,16 @@ JavaScript itself, and it is bound by memory bandwidth (each byte written is als
 evicted from under the next step), so the snapshot is cut into runs, each restored the
 cheapest way its contents allow:
 
-* `COPY`: bytes that are not zero (the guest's static data and its heap), copied back;
-* `ZERO`: zeros, written as zeros (half the cost of a copy);
-* `DROP`: the bottom of the guest's stack. `--stack-first` puts the 1 MiB shadow stack at
+* "copy": bytes that are not zero (the guest's static data and its heap), copied back;
+* "zero": zeros, written as zeros (half the cost of a copy);
+* "drop": the bottom of the guest's stack. `--stack-first` puts the 1 MiB shadow stack at
   address 0, growing down from 1 MiB; an event uses its top few pages. The rest is given back
   to the kernel (`MADV_DONTNEED`), which makes every page of it read as zeros again without
   writing a byte; a page an event does reach costs one page fault (a few microseconds) the
   next time it is touched. This is only correct on private anonymous memory, so `restore`
   maps that range anonymous itself (`map_anonymous`) in every new VM, whatever wasmtime's own
   mapping of it was (part of a memory can be a copy-on-write view of the compiled module's
-  file, which MADV_DONTNEED would revert to the file instead). There are DROP runs on Linux
+  file, which MADV_DONTNEED would revert to the file instead). There are drop runs on Linux
   only; if dropping ever fails, the run is zeroed instead.
 """
 
@@ -35,10 +35,10 @@ PAGE = mmap.PAGESIZE
 GRANULE = 1 << 16         # runs are found in 64 KiB steps (wasm's page size)
 STACK_HOT = 64 << 10      # the top of the stack, used by every event: zeroed, never dropped
 
-# mmap(2) and madvise(2) on Linux, where MAP_FIXED and MADV_DONTNEED mean what DROP needs.
-_LINUX = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
+# mmap(2) and madvise(2) on Linux, where MAP_FIXED and MADV_DONTNEED mean what a drop needs.
+CAN_DROP = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
 _MAP_FIXED = 0x10
-if _LINUX:
+if CAN_DROP:
     _libc = ctypes.CDLL(None, use_errno=True)
     _mmap = _libc.mmap
     _mmap.restype = ctypes.c_void_p
@@ -69,7 +69,7 @@ class Snapshot:
 
     @classmethod
     def of(cls, memory: bytes, scratch: int) -> Snapshot:
-        return cls(memory, scratch, runs_of(memory, droppable=_LINUX))
+        return cls(memory, scratch, runs_of(memory, droppable=CAN_DROP))
 
     def restore(self, base: int) -> None:
         """Write the snapshot into a new instance's memory at `base` (as large as the
@@ -91,8 +91,8 @@ class Snapshot:
 
 
 def runs_of(memory: bytes, *, droppable: bool) -> tuple[Run, ...]:
-    """`memory` as COPY and ZERO runs in GRANULE steps; with `droppable`, a zero run at
-    address 0 (the bottom of the stack) is split into a DROP run and its top STACK_HOT bytes."""
+    """`memory` as copy and zero runs in GRANULE steps; with `droppable`, a zero run at
+    address 0 (the bottom of the stack) is split into a drop run and its top STACK_HOT bytes."""
     zero = bytes(GRANULE)
     runs: list[Run] = []
     for start in range(0, len(memory), GRANULE):
@@ -119,4 +119,4 @@ def map_anonymous(address: int, length: int) -> bool:
 
 def drop_pages(address: int, length: int) -> bool:
     """Give private anonymous pages back to the kernel: they read as zeros again."""
-    return _LINUX and bool(_madvise(address, length, mmap.MADV_DONTNEED) == 0)
+    return CAN_DROP and bool(_madvise(address, length, mmap.MADV_DONTNEED) == 0)

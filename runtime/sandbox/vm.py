@@ -118,7 +118,7 @@ class Engine:
         self.host_call = host_call or _no_host_calls
         cfg = wasmtime.Config()
         cfg.epoch_interruption = True
-        cfg.memory_may_move = False   # a VM's memory base is read once (VM.base)
+        cfg.memory_may_move = False   # so a VM reads its memory's base once (VM._base)
         self.engine = wasmtime.Engine(cfg)
         self.module = _load_module(self.engine, wasm_path, cache_dir or _default_cache_dir())
         self.linker = wasmtime.Linker(self.engine)

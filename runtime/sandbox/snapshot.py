@@ -22,6 +22,7 @@ cheapest way its contents allow:
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import platform
 import sys
@@ -67,6 +68,11 @@ class Snapshot:
     def size(self) -> int:
         return len(self.memory)
 
+    @functools.cached_property
+    def _address(self) -> int:
+        """Where `memory`'s bytes are (they never move): taken once, not on every reset."""
+        return ctypes.cast(ctypes.c_char_p(self.memory), ctypes.c_void_p).value or 0
+
     @classmethod
     def of(cls, memory: bytes, scratch: int) -> Snapshot:
         return cls(memory, scratch, runs_of(memory, droppable=CAN_DROP))
@@ -81,7 +87,7 @@ class Snapshot:
 
     def reset(self, base: int) -> None:
         """Make the memory at `base`, prepared by `restore`, byte-identical to the snapshot."""
-        source = ctypes.cast(ctypes.c_char_p(self.memory), ctypes.c_void_p).value or 0
+        source = self._address
         for run in self.runs:
             length = run.end - run.start
             if run.kind == "copy":

@@ -1,21 +1,21 @@
 """Machine versions and steps: the Python API the server calls.
 
     rt = Runtime()
-    version = rt.load("ver_...", bundle_source)          # compile, validate, snapshot (cached)
+    version = rt.compile(bundle_source)                  # validate, load, snapshot
     result = rt.create(version, instance_name="i", context={...}, auth_context={...},
                        on_commit=commit)                 # allowWrite(initialization), start, settle
     rt.read(version, instance_name="i", state_json=..., auth_context=...)   # allowRead
     result = rt.send(version, instance_name="i", state_json=..., event="TOGGLE", ...)
 
 Every call is blocking (it runs wasm and may wait on fetches for the whole settle window):
-call it from a worker thread. The step loop itself lives in `runtime/step.py`.
+call it from a worker thread. The step loop itself lives in `runtime/step.py`; which versions
+stay compiled is the caller's choice (`runtime/instances/versions.py` keeps the server's).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,7 @@ ALLOWED_IMPORTS = ("npm:xstate", "xstate")
 class LoadedVersion:
     """A validated bundle, with a snapshot of a VM that has it loaded and a pool of VMs."""
 
-    def __init__(self, key: str, snapshot: Snapshot, engine: Engine, limits: RuntimeLimits):
-        self.key = key
+    def __init__(self, snapshot: Snapshot, engine: Engine, limits: RuntimeLimits):
         self.snapshot = snapshot
         self._engine = engine
         self._limits = limits
@@ -71,8 +70,6 @@ class Runtime:
         self.engine = Engine(host_call=hostcalls.handle)
         self._harness = (js_dir / "harness.js").read_text()
         self._base = self._build_base(js_dir)
-        self._versions: OrderedDict[str, LoadedVersion] = OrderedDict()
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         """Release what outlives a step: the fetcher's connections and threads."""
@@ -89,19 +86,9 @@ class Runtime:
         vm.eval_module('import "npm:xstate";', "<xstate>")
         return vm.snapshot()
 
-    def load(self, key: str, source: str) -> LoadedVersion:
-        """The loaded version for `key`, compiling `source` on first use. Raises BundleError."""
-        with self._lock:
-            version = self._versions.get(key)
-            if version is not None:
-                self._versions.move_to_end(key)
-                return version
-        version = LoadedVersion(key, self._snapshot_bundle(source), self.engine, self.limits)
-        with self._lock:
-            self._versions[key] = version
-            while len(self._versions) > self.limits.cached_versions:
-                self._versions.popitem(last=False)
-        return version
+    def compile(self, source: str) -> LoadedVersion:
+        """`source` validated and loaded into a VM snapshot. Raises BundleError."""
+        return LoadedVersion(self._snapshot_bundle(source), self.engine, self.limits)
 
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""

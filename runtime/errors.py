@@ -3,12 +3,21 @@
     BackstateError                      root; never raised directly
     ├── NotFoundError                   a machine, version, instance, key... does not exist
     ├── ConflictError                   exists already / wrong state (paused, has instances)
+    │   ├── InstanceChangedError        a step that read without the lease lost the race;
+    │   │                               it wrote nothing and runs again holding the lease
+    │   └── TimerSupersededError        a claimed timer was cancelled, re-armed or delivered
+    │                                   by another process: its delivery writes nothing
     ├── InvalidRequestError             malformed input (carries the offending `parameter`)
+    │   └── PayloadTooLargeError        an event or upload over its size limit
     ├── AuthError                       bad, expired, forged or wrong-key token
     │   └── MissingScopeError           valid token, but its key lacks the scope
     ├── RejectedByAuthorizerError       allowRead / allowWrite said no
     ├── BundleError                     an uploaded bundle is not a valid machine module
+    ├── EgressDeniedError               a machine's fetch refused by the egress policy (the
+    │                                   machine sees a rejected fetch, not this error)
+    ├── HostCallError                   a malformed synchronous request from the guest
     └── MachineError                    running the machine failed; nothing was committed
+        ├── ScriptError                 a JavaScript exception escaped to the host
         ├── ContextError                context not JSON, or over the size limit
         └── SandboxError                the VM hit a limit; the VM is discarded
             ├── TimeLimitError          a synchronous slice or the settle window ran out
@@ -43,8 +52,20 @@ class ConflictError(BackstateError):
     code = "invalid-state"
 
 
+class InstanceChangedError(ConflictError):
+    code = "instance-busy"
+
+
+class TimerSupersededError(ConflictError):
+    code = "timer-superseded"
+
+
 class InvalidRequestError(BackstateError):
     code = "invalid-parameter"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    code = "payload-too-large"
 
 
 class AuthError(BackstateError):
@@ -63,8 +84,24 @@ class BundleError(BackstateError):
     code = "invalid-bundle"
 
 
+class EgressDeniedError(BackstateError):
+    code = "egress-denied"
+
+
+class HostCallError(BackstateError):
+    code = "host-call-error"
+
+
 class MachineError(BackstateError):
     code = "machine-error"
+
+
+class ScriptError(MachineError):
+    """`js_stack` holds the guest's stack trace."""
+
+    def __init__(self, message: str, js_stack: str = ""):
+        super().__init__(message)
+        self.js_stack = js_stack
 
 
 class ContextError(MachineError):

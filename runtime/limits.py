@@ -15,4 +15,3 @@ class RuntimeLimits:
     event_bytes: int = 400_000        # one event, UTF-8 JSON
     max_macrosteps: int = 1_000       # per step: a machine that sends itself events forever
     pool_size: int = 4                # idle VMs kept per version
-    cached_versions: int = 64

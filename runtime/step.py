@@ -38,7 +38,6 @@ from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
 
 Reply = dict[str, Any]
-OOM_MARGIN = 1 << 20   # a VM this close to its cap that reports an error ran out of memory
 
 
 class Step:
@@ -62,18 +61,19 @@ class Step:
         reply: dict[str, Any] = json.loads(self.vm.call(encode_request(args)))
         if "error" in reply:
             self._collect_logs(reply["error"].get("logs", []))
-            raise self._classify(_error_from_js(reply["error"]))
+        self._check_memory()
+        if "error" in reply:
+            raise _error_from_js(reply["error"])
         ok: Reply = reply["ok"]
         return ok
 
-    def _classify(self, error: BackstateError) -> BackstateError:
-        """Out of memory, QuickJS may not manage to allocate the error object and throws null
-        instead: trust the VM's memory, not the message."""
-        near_cap = self.vm.linear_memory() + OOM_MARGIN >= self.vm.memory_limit
-        if type(error) is MachineError and near_cap:
-            return MemoryLimitError("the machine ran out of memory (the VM's "
-                                    f"{self.vm.memory_limit >> 20} MB limit)")
-        return error
+    def _check_memory(self) -> None:
+        """Out of memory, JavaScript may catch the error, lose it in a promise nobody awaits,
+        or fail to allocate the error object at all: trust the VM's count of refused
+        allocations, not what the guest reported."""
+        if self.vm.failed_allocations():
+            raise MemoryLimitError(
+                f"the machine ran out of memory (the VM's {self.vm.memory_limit >> 20} MB limit)")
 
     def remaining(self) -> float:
         return self.deadline - self.clock.monotonic()
@@ -81,7 +81,6 @@ class Step:
     # -- the loop -------------------------------------------------------------------------
     def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
         try:
-            self._check_event_size(args)
             reply = self.call(args)     # create and send answer with their first poll
             while True:
                 jobs = self._jobs_before_commit(reply, on_commit)
@@ -106,7 +105,9 @@ class Step:
 
     def _run_jobs(self) -> int:
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        return self.vm.run_jobs()
+        ran = self.vm.run_jobs()
+        self._check_memory()
+        return ran
 
     def _jobs_before_commit(self, reply: Reply, on_commit: CommitHook) -> int:
         """Run the promise jobs a reply left before committing its macrosteps: jobs cannot
@@ -135,7 +136,7 @@ class Step:
             self.committed.append(step)
         self._collect_logs(reply["logs"])
         if "error" in reply:
-            raise self._classify(_error_from_js(reply["error"]))
+            raise _error_from_js(reply["error"])
 
     def _macrostep(self, raw: dict[str, Any], *, last: bool) -> Macrostep:
         state_json = json.dumps(raw["state"], separators=(",", ":"))
@@ -227,12 +228,6 @@ class Step:
 
     def _collect_logs(self, lines: list[dict[str, Any]]) -> None:
         self.logs.extend(_log(line) for line in lines)
-
-    def _check_event_size(self, args: dict[str, Any]) -> None:
-        if "event" in args and len(json.dumps(args["event"])) > self.limits.event_bytes:
-            raise InvalidRequestError(f"the event is over the {self.limits.event_bytes} byte "
-                                      "limit", parameter="event")
-
 
 def encode_request(args: dict[str, Any]) -> str:
     """JSON for the VM, with the persisted state spliced in as it is stored: re-encoding it as

@@ -30,7 +30,7 @@ class Bundles:
                 return self._loaded[version_id]
         with self._db.transaction() as session:
             gzipped = version_store.bundle_of(session, version_id)
-        handle = self._runtime.load(str(version_id), source_of(gzipped))
+        handle = self._runtime.compile(source_of(gzipped))
         with self._lock:
             self._loaded[version_id] = handle
             while len(self._loaded) > self._size:

@@ -11,8 +11,8 @@ from runtime.results import CommitHook, StepResult
 
 
 class StepRuntime(Protocol):
-    def load(self, version_key: str, bundle_source: str) -> Any:
-        """Compile and validate a bundle (cached by key); raises `BundleError`."""
+    def compile(self, bundle_source: str) -> Any:
+        """Compile and validate a bundle; raises `BundleError`."""
         ...
 
     def validate_bundle(self, bundle_source: str) -> None:

@@ -20,12 +20,10 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from runtime.errors import EgressDeniedError
+
 Resolver = Callable[[str, int], list[str]]
 MAX_REDIRECTS = 5
-
-
-class EgressDenied(Exception):
-    """The policy forbids this destination."""
 
 
 @dataclass(frozen=True)
@@ -41,20 +39,20 @@ class EgressPolicy:
     def check_host(self, host: str) -> None:
         name = host.lower().rstrip(".")
         if name in self.denied_hosts:
-            raise EgressDenied(f"fetch to {host} is not allowed by the server's egress policy")
+            raise EgressDeniedError(f"fetch to {host} is not allowed by the server's egress policy")
         if self.allowed_hosts and name not in self.allowed_hosts:
-            raise EgressDenied(f"fetch to {host} is not in the server's egress allow-list")
+            raise EgressDeniedError(f"fetch to {host} is not in the server's egress allow-list")
 
     def check_address(self, host: str, address: str) -> None:
         ip = ipaddress.ip_address(address)
         if ip.is_loopback:
             if not self.allow_loopback:
-                raise EgressDenied(f"fetch to {host} ({address}) is a loopback address")
+                raise EgressDeniedError(f"fetch to {host} ({address}) is a loopback address")
             return
         special = (ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved
                    or ip.is_unspecified)
         if special and not self.allow_private:
-            raise EgressDenied(f"fetch to {host} ({address}) is a private or special address")
+            raise EgressDeniedError(f"fetch to {host} ({address}) is a private or special address")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -94,7 +92,7 @@ class Fetcher:
         headers = [(str(k), str(v)) for k, v in request.get("headers") or []]
         body = base64.b64decode(request["body"]) if request.get("body") else None
         if body is not None and len(body) > self.policy.max_request_bytes:
-            raise EgressDenied("fetch request body is over the size limit")
+            raise EgressDeniedError("fetch request body is over the size limit")
         for _ in range(MAX_REDIRECTS + 1):
             response = self._one(method, url, headers, body)
             location = response.headers.get("location")
@@ -104,19 +102,19 @@ class Fetcher:
             if response.status_code == 303 or (response.status_code in (301, 302)
                                                and method == "POST"):
                 method, body = "GET", None
-        raise EgressDenied(f"fetch followed more than {MAX_REDIRECTS} redirects")
+        raise EgressDeniedError(f"fetch followed more than {MAX_REDIRECTS} redirects")
 
     def _one(self, method: str, url: str, headers: list[tuple[str, str]],
              body: bytes | None) -> httpx.Response:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise EgressDenied(f"fetch supports http and https URLs only, not {url!r}")
+            raise EgressDeniedError(f"fetch supports http and https URLs only, not {url!r}")
         host = parts.hostname
         self.policy.check_host(host)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         addresses = self._resolve(host, port)
         if not addresses:
-            raise EgressDenied(f"fetch could not resolve {host}")
+            raise EgressDeniedError(f"fetch could not resolve {host}")
         for address in addresses:
             self.policy.check_address(host, address)
         pinned = _with_host(parts, addresses[0], port)
@@ -130,7 +128,7 @@ class Fetcher:
             for chunk in response.iter_bytes():
                 data += chunk
                 if len(data) > self.policy.max_response_bytes:
-                    raise EgressDenied("fetch response is over the size limit")
+                    raise EgressDeniedError("fetch response is over the size limit")
             response._content = bytes(data)
         finally:
             response.close()

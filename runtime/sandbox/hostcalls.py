@@ -23,6 +23,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from runtime.errors import HostCallError
+
 MAX_RANDOM_BYTES = 65536  # the WebCrypto quota for one getRandomValues call
 MAX_DATA_BYTES = 10 * 1024 * 1024
 # Longest base64 text that can decode to MAX_DATA_BYTES: checked before decoding anything.
@@ -31,10 +33,6 @@ _MAX_B64_CHARS = (MAX_DATA_BYTES + 2) // 3 * 4
 _HASHES = {"SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 
 Request = dict[str, Any]
-
-
-class HostCallError(Exception):
-    """A request the host refuses; its message goes back to the VM."""
 
 
 def handle(request: str) -> str:
@@ -52,7 +50,7 @@ def handle(request: str) -> str:
     try:
         return json.dumps({"b64": _b64encode(handler(req))})
     except HostCallError as e:
-        return _error(str(e))
+        return _error(e.message)
     except Exception:  # a bug here must not leak host internals into the guest
         return _error(f"host call {op!r} failed")
 

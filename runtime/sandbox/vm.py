@@ -49,12 +49,13 @@ from runtime.errors import (
     MachineError,
     MemoryLimitError,
     SandboxError,
+    ScriptError,
     StackOverflowError,
     TimeLimitError,
 )
 from runtime.sandbox.snapshot import Snapshot
 
-__all__ = ["VM", "Engine", "JSException", "Snapshot"]
+__all__ = ["VM", "Engine", "Snapshot"]
 
 WASM_PATH = Path(__file__).parent / "wasm" / "sandbox.wasm"
 TICK_S = 0.005                # epoch tick: deadlines are enforced to within one tick
@@ -84,14 +85,6 @@ _copy_small = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_
                                 ctypes.c_size_t)(ctypes._memmove_addr)  # type: ignore[attr-defined]
 # Guest exports that return in microseconds: no JavaScript runs in them.
 _GIL_KEPT = frozenset({"malloc", "free", "sb_last_error", "sb_memory_used"})
-
-
-class JSException(MachineError):
-    """A JavaScript exception escaped to the host. `js_stack` holds the guest's stack trace."""
-
-    def __init__(self, message: str, js_stack: str = ""):
-        super().__init__(message)
-        self.js_stack = js_stack
 
 
 class _Ticker:
@@ -157,8 +150,9 @@ class Engine:
 
 
 class VM:
-    """One wasm instance holding one QuickJS runtime and context. Used for one event, then
-    dropped. Every call is bounded by the deadline set with `set_deadline`."""
+    """One wasm instance holding one QuickJS runtime and context. A VM cloned from a snapshot
+    serves one step, then is reset to that snapshot (`reset`) or discarded. Every call is
+    bounded by the deadline set with `set_deadline`."""
 
     def __init__(self, engine: Engine, memory_limit: int):
         self._engine = engine
@@ -179,7 +173,8 @@ class VM:
     # -- lifecycle ------------------------------------------------------------------------
     def boot(self) -> None:
         self.raw_call("_initialize")
-        self.scratch = self.raw_call("malloc", 8)
+        self.scratch = self.raw_call("malloc", 12)
+        self.write_bytes(self.scratch, bytes(12))
         if self.raw_call("sb_init", GUEST_STACK_LIMIT, self.scratch) != 0:
             raise SandboxError("QuickJS failed to start")
 
@@ -251,6 +246,11 @@ class VM:
         if n < 0:
             self._result(self.raw_call("sb_last_error"))
         return n
+
+    def failed_allocations(self) -> int:
+        """Allocations the memory cap refused since this VM left its snapshot: JavaScript may
+        have caught the error they raised, or lost it in a promise nobody awaits."""
+        return int(struct.unpack("<i", self.read_bytes(self.scratch + 8, 4))[0])
 
     def memory_used(self) -> int:
         return int(self.raw_call("sb_memory_used"))
@@ -365,7 +365,7 @@ def _js_error(text: str) -> MachineError:
         return MemoryLimitError(f"out of memory in the machine: {message}")
     if "stack overflow" in message:
         return StackOverflowError(f"the machine exhausted its call stack: {message}")
-    return JSException(message, stack)
+    return ScriptError(message, stack)
 
 
 def _no_host_calls(request: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runtime.engine import Runtime, RuntimeLimits
+from runtime.engine import LoadedVersion, Runtime, RuntimeLimits
 from runtime.sandbox.fetch import EgressPolicy, Fetcher
 
 
@@ -23,6 +23,17 @@ def bundle(machine: str, *, allow_read: str = "() => true", allow_write: str = "
         f"export default createMachine({machine});\n"
         f"export const allowRead = {allow_read};\nexport const allowWrite = {allow_write};\n"
     )
+
+
+_compiled: dict[tuple[int, str], LoadedVersion] = {}
+
+
+def load(rt: Runtime, source: str) -> LoadedVersion:
+    """`rt.compile(source)`, once per runtime and source: tests step the same bundles often."""
+    key = (id(rt), source)
+    if key not in _compiled:
+        _compiled[key] = rt.compile(source)
+    return _compiled[key]
 
 
 @pytest.fixture(scope="session")

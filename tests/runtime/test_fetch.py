@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from runtime.engine import Runtime
-from runtime.sandbox.fetch import EgressDenied, EgressPolicy, Fetcher
-from tests.runtime.conftest import Recorder, bundle
+from runtime.errors import EgressDeniedError
+from runtime.sandbox.fetch import EgressPolicy, Fetcher
+from tests.runtime.conftest import Recorder, bundle, load
 
 
 @pytest.fixture
@@ -40,32 +41,32 @@ def resolver_to(address: str):
                                      "169.254.169.254", "0.0.0.0", "fe80::1"])
 def test_special_addresses_are_refused_by_default(fetchers: Callable[..., Fetcher], address: str):
     fetcher = fetchers(resolver=resolver_to(address))
-    with pytest.raises(EgressDenied, match="address"):
+    with pytest.raises(EgressDeniedError, match="address"):
         fetcher.perform(get("http://innocent.example/"))
 
 
 def test_a_name_that_resolves_to_loopback_is_refused_even_if_it_looks_public(
         fetchers: Callable[..., Fetcher]):
     fetcher = fetchers(resolver=lambda host, port: ["93.184.216.34", "127.0.0.1"])
-    with pytest.raises(EgressDenied, match="loopback"):
+    with pytest.raises(EgressDeniedError, match="loopback"):
         fetcher.perform(get("http://rebinding.example/"))
 
 
 def test_only_http_and_https(fetchers: Callable[..., Fetcher], http_server: Recorder):
     fetcher = fetchers(EgressPolicy(allow_loopback=True))
     for url in ("file:///etc/passwd", "ftp://example.com/", "gopher://x/"):
-        with pytest.raises(EgressDenied, match="http and https"):
+        with pytest.raises(EgressDeniedError, match="http and https"):
             fetcher.perform(get(url))
 
 
 def test_allow_list_and_deny_list(fetchers: Callable[..., Fetcher]):
     fetcher = fetchers(EgressPolicy(allowed_hosts=frozenset({"api.example.com"})),
                       resolver=resolver_to("93.184.216.34"))
-    with pytest.raises(EgressDenied, match="allow-list"):
+    with pytest.raises(EgressDeniedError, match="allow-list"):
         fetcher.perform(get("https://other.example.com/"))
     denied = fetchers(EgressPolicy(denied_hosts=frozenset({"metadata.internal"})),
                      resolver=resolver_to("93.184.216.34"))
-    with pytest.raises(EgressDenied, match="not allowed"):
+    with pytest.raises(EgressDeniedError, match="not allowed"):
         denied.perform(get("http://metadata.internal/"))
 
 
@@ -87,14 +88,14 @@ def test_redirects_are_checked_hop_by_hop(fetchers: Callable[..., Fetcher], http
     http_server.status = 302
     http_server.headers = {"location": "http://169.254.169.254/latest/meta-data/"}
     fetcher = fetchers(EgressPolicy(allow_loopback=True))
-    with pytest.raises(EgressDenied, match=r"169\.254\.169\.254"):
+    with pytest.raises(EgressDeniedError, match=r"169\.254\.169\.254"):
         fetcher.perform(get(http_server.url + "/go"))
 
 
 def test_oversized_responses_are_refused(fetchers: Callable[..., Fetcher], http_server: Recorder):
     http_server.body = b"x" * 2048
     fetcher = fetchers(EgressPolicy(allow_loopback=True, max_response_bytes=1024))
-    with pytest.raises(EgressDenied, match="size limit"):
+    with pytest.raises(EgressDeniedError, match="size limit"):
         fetcher.perform(get(http_server.url + "/big"))
 
 
@@ -114,7 +115,7 @@ def test_a_machine_sees_a_refused_fetch_as_a_network_error(runtime: Runtime,
     }""")
     strict = Runtime(runtime.limits)          # the default policy: no special addresses
     request.addfinalizer(strict.close)
-    version = strict.load(source, source)
+    version = load(strict, source)
     first = strict.create(version, instance_name="i", context=None, auth_context={},
                           on_commit=lambda m: None)
     res = strict.send(version, instance_name="i", state_json=first.final.state_json, event="GO",

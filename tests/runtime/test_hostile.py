@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from runtime.engine import Runtime
+from runtime.engine import Runtime, RuntimeLimits
 from runtime.errors import (
     BundleError,
     MachineError,
@@ -16,7 +17,7 @@ from runtime.errors import (
     StackOverflowError,
     TimeLimitError,
 )
-from tests.runtime.conftest import bundle
+from tests.runtime.conftest import bundle, load
 
 HEALTHY = bundle("""{ id: "ok", predictableActionArguments: true, initial: "a",
   states: { a: { on: { GO: "b" } }, b: {} } }""")
@@ -31,7 +32,7 @@ def on_go(action: str = "() => {}", cond: str = "() => true") -> str:
 
 
 def step(rt: Runtime, source: str, event: str = "GO", auth: dict | None = None):
-    version = rt.load(source, source)
+    version = load(rt, source)
     first = rt.create(version, instance_name="i", context=None, auth_context={},
                       on_commit=lambda m: None)
     commits: list = []
@@ -99,28 +100,89 @@ def test_hostile_authorizers(tight_runtime: Runtime, name: str, allow_write: str
                              error: type[Exception], message: str):
     source = bundle("""{ id: "a", initial: "a", states: { a: {} } }""", allow_write=allow_write)
     with pytest.raises(error, match=message):
-        tight_runtime.create(tight_runtime.load(source, source), instance_name="i", context=None,
+        tight_runtime.create(load(tight_runtime, source), instance_name="i", context=None,
                              auth_context={}, on_commit=lambda m: None)
+
+
+def run_service(rt: Runtime, service: str) -> tuple[list, object]:
+    """GO starts `service` (a function returning a promise) in state b; b's `onError` leads to
+    `failed`. The committed macrosteps, and the step's result."""
+    source = bundle("""{ id: "jobs", predictableActionArguments: true, initial: "a",
+      states: {
+        a: { on: { GO: "b" } },
+        b: { invoke: { src: __SERVICE__, onError: "failed" } },
+        failed: {} } }""".replace("__SERVICE__", service))
+    version = load(rt, source)
+    first = rt.create(version, instance_name="i", context=None, auth_context={},
+                      on_commit=lambda m: None)
+    commits: list = []
+    res = rt.send(version, instance_name="i", state_json=first.final.state_json, event="GO",
+                  auth_context={}, on_commit=commits.append)
+    return commits, res
+
+
+def assert_stopped_by(res: object, commits: list, limit: str) -> None:
+    """The transition into b stays committed; the step reports the limit on its result and in
+    a log line, and cuts the service off (its error.platform comes before the next event)."""
+    assert [m.view.value for m in commits] == ["b"]
+    assert res.error is not None and limit in res.error
+    assert any(limit in line.text and "[backstate]" in line.text for line in res.logs)
+    assert res.cut_off == ["jobs.b:invocation[0]"]
 
 
 def test_a_microtask_loop_in_a_service_is_stopped_after_the_committed_transition(
         tight_runtime: Runtime):
-    source = bundle("""{ id: "jobs", predictableActionArguments: true, initial: "a",
-      states: {
-        a: { on: { GO: "b" } },
-        b: { invoke: { src: () => new Promise(() => {
+    # Each job allocates a little: whichever limit comes first (the slice's time or the VM's
+    # memory, depending on the machine's speed) stops it, and either is reported.
+    commits, res = run_service(tight_runtime, """() => new Promise(() => {
           const f = () => Promise.resolve().then(f);
           f();
-        }) } } } }""")
-    version = tight_runtime.load(source, source)
-    first = tight_runtime.create(version, instance_name="i", context=None, auth_context={},
-                                 on_commit=lambda m: None)
-    commits: list = []
-    res = tight_runtime.send(version, instance_name="i", state_json=first.final.state_json,
-                             event="GO", auth_context={}, on_commit=commits.append)
-    assert [m.view.value for m in commits] == ["b"]
-    assert res.error is not None and "time limit" in res.error
-    assert res.cut_off == ["jobs.b:invocation[0]"]
+        })""")
+    limit = "out of memory" if res.error and "out of memory" in res.error else "time limit"
+    assert_stopped_by(res, commits, limit)
+
+
+def test_a_busy_loop_in_a_service_is_stopped_by_the_time_limit(tight_runtime: Runtime):
+    commits, res = run_service(
+        tight_runtime, "() => Promise.resolve().then(() => { while (true) {} })")
+    assert_stopped_by(res, commits, "time limit")
+
+
+@pytest.fixture(scope="module")
+def patient_runtime() -> Iterator[Runtime]:
+    """A small memory cap and a time limit no machine reaches by allocating: memory runs out
+    first on any machine, however fast or slow."""
+    rt = Runtime(RuntimeLimits(memory_bytes=48 << 20, slice_s=120.0, window_s=240.0))
+    yield rt
+    rt.close()
+
+
+@pytest.mark.parametrize("service", [
+    # the error rejects a promise nobody awaits: only the VM's count of refused allocations
+    # knows that memory ran out
+    """() => new Promise(() => {
+      const kept = [];
+      const f = () => { kept.push(new Array(1e4).fill(kept.length)); return Promise.resolve().then(f); };
+      f();
+    })""",
+    # the machine catches the error itself and settles the service as if nothing happened
+    """() => Promise.resolve().then(() => {
+      const kept = [];
+      try { for (;;) kept.push(new Array(1e4).fill(1)); } catch (err) { kept.length = 0; }
+      return "survived";
+    })""",
+])
+def test_running_out_of_memory_in_a_service_is_reported_like_the_time_limit(
+        patient_runtime: Runtime, service: str):
+    commits, res = run_service(patient_runtime, service)
+    assert_stopped_by(res, commits, "out of memory")
+    later = patient_runtime.send(
+        load(patient_runtime, bundle("""{ id: "jobs", initial: "b", states: {
+          b: { invoke: { src: () => new Promise(() => {}), onError: "failed" } },
+          failed: {} } }""")),
+        instance_name="i", state_json=commits[-1].state_json, event="NEXT", auth_context={},
+        cut_off=res.cut_off, on_commit=lambda m: None)
+    assert later.macrosteps[0].view.value == "failed"   # error.platform, before NEXT
 
 
 @pytest.mark.parametrize(("source", "message"), [

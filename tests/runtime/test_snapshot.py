@@ -9,7 +9,7 @@ import pytest
 
 from runtime.engine import Runtime
 from runtime.sandbox.snapshot import CAN_DROP, GRANULE, PAGE, STACK_HOT, Run, runs_of
-from tests.runtime.conftest import bundle
+from tests.runtime.conftest import bundle, load
 
 linux_only = pytest.mark.skipif(not CAN_DROP, reason="drop runs exist on Linux only")
 
@@ -41,7 +41,7 @@ def test_only_a_zero_run_at_address_zero_larger_than_the_hot_top_is_dropped() ->
 @linux_only
 def test_a_reset_vm_is_byte_identical_to_its_snapshot_after_deep_recursion(
         runtime: Runtime) -> None:
-    version = runtime.load("snapshot-test", COUNTER)
+    version = load(runtime, COUNTER)
     snapshot = version.snapshot
     drop = [run for run in snapshot.runs if run.kind == "drop"]
     assert drop and drop[0].start == 0 and drop[0].end >= 512 << 10
@@ -63,7 +63,7 @@ def test_a_reset_vm_is_byte_identical_to_its_snapshot_after_deep_recursion(
 
 @linux_only
 def test_a_new_vm_does_not_touch_the_bottom_of_its_stack(runtime: Runtime) -> None:
-    version = runtime.load("snapshot-test", COUNTER)
+    version = load(runtime, COUNTER)
     vm = runtime.engine.clone(version.snapshot, runtime.limits.memory_bytes)
     drop = next(run for run in version.snapshot.runs if run.kind == "drop")
     assert _resident_pages(vm, drop) == 0

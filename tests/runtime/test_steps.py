@@ -15,7 +15,7 @@ from runtime.errors import (
     RejectedByAuthorizerError,
 )
 from runtime.results import Macrostep, StepResult
-from tests.runtime.conftest import Recorder, bundle
+from tests.runtime.conftest import Recorder, bundle, load
 
 TOGGLE = bundle("""{
   id: "toggle", predictableActionArguments: true, initial: "off",
@@ -40,8 +40,8 @@ class Commits(list[Macrostep]):
 
 
 def create(rt: Runtime, source: str, context: dict[str, Any] | None = None,
-           auth: dict[str, Any] | None = None, key: str | None = None) -> StepResult:
-    version = rt.load(key or source, source)
+           auth: dict[str, Any] | None = None) -> StepResult:
+    version = load(rt, source)
     return rt.create(version, instance_name="i1", context=context, auth_context=auth or {},
                      on_commit=Commits())
 
@@ -49,7 +49,7 @@ def create(rt: Runtime, source: str, context: dict[str, Any] | None = None,
 def send(rt: Runtime, source: str, prev: StepResult, event: Any, *,
          auth: dict[str, Any] | None = None, commits: Commits | None = None,
          **kw: Any) -> StepResult:
-    return rt.send(rt.load(source, source), instance_name="i1", state_json=prev.final.state_json,
+    return rt.send(load(rt, source), instance_name="i1", state_json=prev.final.state_json,
                    event=event, auth_context=auth or {},
                    on_commit=commits if commits is not None else Commits(), **kw)
 
@@ -66,7 +66,7 @@ def test_create_merges_context_over_the_machines_and_authorizes_initialization(r
 def test_create_rejected_by_allow_write_commits_nothing(runtime: Runtime):
     commits = Commits()
     with pytest.raises(RejectedByAuthorizerError, match="allowWrite"):
-        runtime.create(runtime.load(TOGGLE, TOGGLE), instance_name="i1", context={"count": 1},
+        runtime.create(load(runtime, TOGGLE), instance_name="i1", context={"count": 1},
                        auth_context=OWNER, on_commit=commits)
     assert commits == []
 
@@ -93,7 +93,7 @@ def test_restoring_a_state_never_reruns_its_actions(runtime: Runtime):
 
 def test_allow_read_sees_state_and_context(runtime: Runtime):
     first = create(runtime, TOGGLE, {"count": 10, "owner": "owner"}, OWNER)
-    version = runtime.load(TOGGLE, TOGGLE)
+    version = load(runtime, TOGGLE)
     runtime.read(version, instance_name="i1", state_json=first.final.state_json,
                  auth_context={"sub": "owner"})
     with pytest.raises(RejectedByAuthorizerError, match="allowRead"):
@@ -222,7 +222,7 @@ def test_fetches_run_only_after_the_macrostep_that_issued_them_is_committed(
     def commit(step: Macrostep) -> None:
         seen_by_server_at_commit.append(len(http_server.requests))
 
-    res = runtime.send(runtime.load(source, source), instance_name="i1",
+    res = runtime.send(load(runtime, source), instance_name="i1",
                        state_json=create(runtime, source).final.state_json, event="GO",
                        auth_context={}, on_commit=commit)
     assert [m.view.value for m in res.macrosteps] == ["loading", "done"]
@@ -256,7 +256,7 @@ def test_a_failing_commit_releases_no_effect(runtime: Runtime, http_server: Reco
         raise RuntimeError("database unavailable")
 
     with pytest.raises(RuntimeError, match="database unavailable"):
-        runtime.send(runtime.load(source, source), instance_name="i1",
+        runtime.send(load(runtime, source), instance_name="i1",
                      state_json=create(runtime, source).final.state_json, event="GO",
                      auth_context={}, on_commit=refuse)
     assert http_server.requests == []

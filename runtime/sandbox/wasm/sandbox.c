@@ -10,11 +10,13 @@
  * synchronous requests to the host (crypto digests, random bytes).
  *
  * Results are returned as malloc'ed UTF-8 buffers; their status and length go into a scratch
- * area the host allocated once ([status, length] as two i32). status: 0 ok, 1 JS exception
- * (the buffer holds its message and stack), 2 conversion failed (out of memory).
+ * area the host allocated once ([status, length, failed allocations] as three i32). status:
+ * 0 ok, 1 JS exception (the buffer holds its message and stack), 2 conversion failed (out of
+ * memory).
  * There is no qjs-libc: no std/os modules, no files, no environment. */
 #include <stdlib.h>
 #include <string.h>
+#include "cutils.h"
 #include "quickjs.h"
 
 __attribute__((import_module("env"), import_name("host_call")))
@@ -22,7 +24,20 @@ extern char *host_call(const char *req, int req_len, int *resp_len);
 
 static JSRuntime *rt;
 static JSContext *ctx;
-static int *scratch;  /* [status, out_len], owned by the host */
+static int *scratch;  /* [status, out_len, failed allocations], owned by the host */
+
+/* QuickJS's allocator, counting the allocations the store's memory limit refused in
+ * scratch[2]. An out-of-memory error can vanish inside JavaScript (caught, or rejecting a
+ * promise nobody awaits, as in a runaway microtask chain); the host reads this count instead
+ * and ends the step as it does for the time limit. */
+static void note(const void *p, size_t size) { if (!p && size && scratch) scratch[2]++; }
+static void *sb_calloc(void *o, size_t n, size_t size) { void *p = calloc(n, size); note(p, n * size); return p; }
+static void *sb_malloc(void *o, size_t size) { void *p = malloc(size); note(p, size); return p; }
+static void sb_free(void *o, void *ptr) { free(ptr); }
+static void *sb_realloc(void *o, void *ptr, size_t size) { void *p = realloc(ptr, size); note(p, size); return p; }
+static const JSMallocFunctions counting_malloc = {
+    sb_calloc, sb_malloc, sb_free, sb_realloc, js__malloc_usable_size
+};
 
 static JSValue js_host_call(JSContext *c, JSValueConst this_val, int argc, JSValueConst *argv) {
     size_t len;
@@ -89,7 +104,7 @@ static char *finish(JSValue v) {
 __attribute__((export_name("sb_init")))
 int sb_init(int max_stack, int *scratch_area) {
     scratch = scratch_area;
-    rt = JS_NewRuntime();
+    rt = JS_NewRuntime2(&counting_malloc, NULL);
     if (!rt) return -1;
     JS_SetMaxStackSize(rt, (size_t)max_stack);
     ctx = JS_NewContext(rt);

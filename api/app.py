@@ -23,8 +23,7 @@ from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
 from api.routes import ROUTERS
-from api.services import Services, build_services
-from api.services.runtime_port import StepRuntime
+from api.services import build_services
 from api.services.versions import UPLOAD_PATH
 from api.settings import Settings
 from runtime.clock import Clock, SystemClock
@@ -39,7 +38,7 @@ CORS_HEADERS = ["authorization", "content-type", "x-statebacked-org-id", "x-stat
 def create_app(
     settings: Settings | None = None,
     *,
-    runtime: StepRuntime | None = None,
+    runtime: Runtime | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
     """A ready app: the schema is migrated and the services built before this returns."""
@@ -53,19 +52,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        timers = asyncio.create_task(services.scheduler.run()) if settings.timers_enabled else None
+        await services.core.start(timers=settings.timers_enabled)
         _freeze_startup_heap()
         try:
             yield
         finally:
-            if timers is not None:
-                timers.cancel()
-                await asyncio.gather(timers, return_exceptions=True)
-                await services.scheduler.aclose()
+            await services.core.aclose()
             if own_runtime is not None:   # an injected runtime belongs to its owner
                 own_runtime.close()
             await _connections_returned(db)
-            services.stepper.close()
             db.dispose()
 
     app = _Backstate(title="backstate", version="0.1.0", lifespan=lifespan)
@@ -84,7 +79,7 @@ def create_app(
 
 class _Backstate(FastAPI):
     """FastAPI with the event route's fast path (`api.fastpath`) in front of everything it does
-    per request: its telemetry check (~0.05 ms per request, with nothing configured), routing,
+    per request: its telemetry check (paid even with nothing configured), routing,
     and the whole middleware stack, errors and CORS included. The fast path answers only
     requests that need none of them and hands every other one to FastAPI unchanged."""
 
@@ -103,10 +98,10 @@ def _freeze_startup_heap() -> None:
 
     Modules, the app and services, SQLAlchemy's and pydantic's structures, the sandbox engine:
     they live as long as the process, yet every full (generation 2) collection walked all of
-    them again, pausing the whole process ~100 ms under load, a few times a minute (the worst
-    of the event route's tail latency). Frozen, they are skipped; whatever is allocated later
-    (requests, steps, cached versions) is collected as before. Garbage is collected first, so
-    none of it is frozen with them."""
+    them again, pausing the whole process for tens of milliseconds under load (the worst of the
+    event route's tail latency; bench/FIGURES.md). Frozen, they are skipped; whatever is
+    allocated later (requests, steps, cached versions) is collected as before. Garbage is
+    collected first, so none of it is frozen with them."""
     gc.collect()
     gc.freeze()
 
@@ -140,11 +135,6 @@ async def _connections_returned(db: Database, timeout_s: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while pool.checkedout() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
-
-
-def services_of(app: FastAPI) -> Services:
-    services: Services = app.state.services
-    return services
 
 
 async def _health() -> dict[str, bool]:

@@ -157,8 +157,10 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _smply_login(args: argparse.Namespace) -> int:
-    """Write `~/.smply/credentials` as smply expects a Supabase session (see the contract,
-    §6.3), with a long-lived token signed by the key as the access token."""
+    """Write `~/.smply/credentials` as smply expects a Supabase session (it reads the
+    session's `access_token`, `refresh_token`, `expires_at` and `user`, and would try to
+    refresh one about to expire against supabase.co), with a long-lived token signed by the
+    key as the access token."""
     token = mint(args.key_id, args.secret, expires_in_s=parse_duration(args.expires_in))
     home = Path(os.environ.get("HOME", "."))
     directory = home / ".smply"

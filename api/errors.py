@@ -3,7 +3,8 @@
 runtime.errors class            status   code (default)
 NotFoundError                   404      not-found
 ConflictError                   409      invalid-state / already-exists / instance-busy
-InvalidRequestError             400      invalid-parameter  (413 for payload-too-large)
+PayloadTooLargeError            413      payload-too-large
+InvalidRequestError             400      invalid-parameter
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer
 BundleError                     400      invalid-bundle
@@ -30,23 +31,24 @@ from runtime.errors import (
     InvalidRequestError,
     MachineError,
     NotFoundError,
+    PayloadTooLargeError,
     RejectedByAuthorizerError,
 )
 
 log = logging.getLogger("backstate.api")
 
-PAYLOAD_TOO_LARGE = "payload-too-large"
+PAYLOAD_TOO_LARGE = PayloadTooLargeError.code
 
 _STATUS: list[tuple[type[BackstateError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
+    (PayloadTooLargeError, 413),
     (InvalidRequestError, 400),
     (AuthError, 403),
     (RejectedByAuthorizerError, 403),
     (BundleError, 400),
     (MachineError, 400),
 ]
-_CODE_STATUS = {PAYLOAD_TOO_LARGE: 413}
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: PAYLOAD_TOO_LARGE}
 _LOCATIONS = {"body", "path", "query", "header"}
 
@@ -61,8 +63,6 @@ def error_response(
 
 
 def status_of(exc: BackstateError) -> int:
-    if exc.code in _CODE_STATUS:
-        return _CODE_STATUS[exc.code]
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status

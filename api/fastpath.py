@@ -1,14 +1,14 @@
 """`POST /machines/{m}/i/{i}/events` without FastAPI's per-request machinery: the hot route.
 
 FastAPI's routing, dependency resolution and response serialization, and the eight middleware
-layers around them (each wrapping `send`), cost ~0.6 ms of CPU per request here, half the event
-loop's share of an event, all under the GIL the steps need too. This pure ASGI app sits outside
-that whole stack (`api.app` puts it there) and answers the plain case of the event route
-directly; every other request, and any event request it cannot answer exactly as the stack
-would, goes on to the stack unchanged, body included: names that do not match the slug
-pattern, a body that is not a valid `EventSend` or is over the body limit, a key not cached
-yet, a missing scope, and any request with an `Origin` header (browsers: CORS is the stack's).
-The FastAPI route stays the documented one (OpenAPI) and the reference: both call
+layers around them (each wrapping `send`), cost as much CPU as the rest of the event loop's
+share of an event (bench/FIGURES.md), all under the GIL the steps need too. This pure ASGI app
+sits outside that whole stack (`api.app` puts it there) and answers the plain case of the event
+route directly; every other request, and any event request it cannot answer exactly as the stack
+would, goes on to the stack unchanged, body included: names that do not match the slug pattern,
+a body that is not a valid `EventSend` or is over the body limit, a key not cached yet, a
+missing scope, and any request with an `Origin` header (browsers: CORS is the stack's). The
+FastAPI route stays the documented one (OpenAPI) and the reference: both call
 `InstanceService.send` and answer its errors through `api.errors`.
 """
 
@@ -26,12 +26,12 @@ from api import errors
 from api.auth import Credentials, Principal
 from api.middleware import replay
 from api.schemas import SLUG_PATTERN, EventSend
+from api.scopes import SEND_EVENT_SCOPES
 from api.services import Services
 from runtime.errors import BackstateError
 
 _SLUG = SLUG_PATTERN.strip("^$")
 _EVENTS = re.compile(f"/machines/({_SLUG})/i/({_SLUG})/events")
-_SCOPES = ("instances.write", "events.write")  # as the route requires
 log = logging.getLogger("backstate.api")
 
 
@@ -86,7 +86,7 @@ def _accepted(
             act=_text(headers.get(b"x-statebacked-act")),
         )
         principal = services.auth.authenticate_cached(creds)
-        if principal is None or not principal.scopes.intersection(_SCOPES):
+        if principal is None or not principal.scopes.intersection(SEND_EVENT_SCOPES):
             return None, None
         event = EventSend.model_validate_json(body).event
     except (BackstateError, ValidationError, UnicodeDecodeError):

@@ -5,16 +5,17 @@ ver_FsrMf_baSJG53SBNSUszzw  <->  16cacc7f-f6da-4891-b9dd-204d494b33cf
 
 from __future__ import annotations
 
-import base64
 import binascii
 import uuid
 from typing import Literal
+
+from api.crypto import b64url, unb64url
 
 Prefix = Literal["org", "ver", "sbk", "usr"]
 
 
 def encode(prefix: Prefix, value: uuid.UUID) -> str:
-    return f"{prefix}_" + base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+    return f"{prefix}_" + b64url(value.bytes)
 
 
 def decode(prefix: Prefix, pretty: str) -> uuid.UUID | None:
@@ -23,7 +24,7 @@ def decode(prefix: Prefix, pretty: str) -> uuid.UUID | None:
     if not sep or head != prefix or len(body) != 22:
         return None
     try:
-        raw = base64.urlsafe_b64decode(body + "==")
+        raw = unb64url(body)
     except (binascii.Error, ValueError):
         return None
     if len(raw) != 16 or encode(prefix, uuid.UUID(bytes=raw)) != pretty:

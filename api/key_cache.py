@@ -4,7 +4,7 @@ An opened key (org, scopes, decrypted secret) is kept for `key_cache_s` seconds 
 read, so most requests need no database read. A verified token is kept while the very key it
 was verified with is still in that cache and until the token expires: a client reuses its token
 for many requests, and each reuse then costs a dictionary lookup instead of a JWT
-verification (base64, JSON, HMAC, claims), which was a tenth of the server's CPU per event.
+verification (base64, JSON, HMAC, claims), a noticeable share of an event's CPU.
 Forgetting a key (it was deleted) also ends its tokens' entries.
 """
 

@@ -35,6 +35,9 @@ USE_SCOPES: dict[KeyUse, tuple[Scope, ...]] = {
     "admin": ALL_SCOPES,
 }
 
+# Sending an event: the spec names `instances.write`, State Backed's docs `events.write`.
+SEND_EVENT_SCOPES: tuple[Scope, ...] = ("instances.write", "events.write")
+
 # Holding this scope is what makes a caller an admin: it may impersonate end users with
 # `x-statebacked-act` (the docs allow it to anyone who could create an API key).
 ADMIN_SCOPE: Scope = "org.keys.write"

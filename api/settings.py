@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     fetch_timeout_s: float = 30.0
     step_threads: int = 64
     # Steps starting at once in one process (0: one per CPU); a step still running after 50 ms
-    # no longer counts (see api/services/lanes.py).
+    # no longer counts (see runtime/instances/lanes.py).
     step_lanes: int = 0
+    # Machine versions each process keeps compiled (a snapshot and a few VMs each).
+    cached_versions: int = 64
 
     # Per-instance serialization across processes (see runtime/store/leases.py).
     lease_ttl_s: float = 30.0

@@ -4,21 +4,20 @@ The parent accepts every connection on the one listening socket and hands each t
 worker in turn, passing the socket's file descriptor over a Unix socket pair (SCM_RIGHTS), as
 Node's cluster module does by default. Letting the workers accept for themselves spreads
 keep-alive connections badly: on uvicorn's shared socket, asyncio's accept loop takes every
-pending connection at once, so 16 clients that connect together often all landed in one
-process while the other idled (123% CPU against 1%); with a socket per worker and
-SO_REUSEPORT, the kernel's hash split them unevenly (e.g. 6 and 10), and the busier worker
-set the tail latency (per-connection means of 32 against 60 ms). Dealt in turn they split
-8 and 8. A worker serves the sockets it receives with uvicorn's own HTTP protocol, so each
-connection behaves exactly as on a listening worker, graceful shutdown included.
+pending connection at once, so clients that connect together often all landed in one process
+while the other idled; with a socket per worker and SO_REUSEPORT, the kernel's hash split them
+unevenly, and the busier worker set the tail latency. Dealt in turn they split evenly
+(bench/FIGURES.md).
+A worker serves the sockets it receives with uvicorn's own HTTP protocol, so each connection
+behaves exactly as on a listening worker, graceful shutdown included.
 
 When the workers divide evenly among the CPUs the process may use, each worker is pinned to one
 CPU (the i-th worker to the i-th allowed CPU, round the CPUs again if there are more workers; a
 replacement to its predecessor's), as nginx's
 `worker_cpu_affinity auto` does; the kernel otherwise kept moving a worker's event loop and step
 threads between the cores, and each hand-over of the GIL between threads on different cores cost
-a cross-core wake-up and cold caches. Measured with 2 workers on 2 CPUs, 16 clients, in
-alternating pairs: 466-570 events/s with p99 40-50 ms pinned, against 403-485 events/s with p99
-53-64 ms unpinned, and about 10% less CPU per event. With fewer workers than CPUs nothing is
+a cross-core wake-up and cold caches (pinned, less CPU per event and a lower tail: see
+bench/FIGURES.md). With fewer workers than CPUs nothing is
 pinned: a worker's wasm runs outside the GIL and can use a second core; nor with a number of
 workers that would leave some CPUs more loaded than others.
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
-import os
 import resource
 import statistics
 import sys
@@ -89,7 +88,7 @@ def percentile(samples: list[float], q: float) -> float:
 
 
 def run_events(rt: Runtime, source: str, event: str, count: int) -> tuple[list[float], float]:
-    version = rt.load(source, source)
+    version = rt.compile(source)
     state = rt.create(version, instance_name="bench", context=None, auth_context={"sub": "u"},
                       on_commit=lambda m: None).final.state_json
     for _ in range(min(200, count)):   # warm the pool and the caches
@@ -129,7 +128,7 @@ def cold_loads(rt: Runtime, count: int) -> list[float]:
     for i in range(count):
         source = TOGGLE.replace('id: "toggle"', f'id: "toggle{i}"')
         t0 = time.perf_counter()
-        rt.load(f"cold-{i}-{os.getpid()}", source)
+        rt.compile(source)
         samples.append(time.perf_counter() - t0)
     return samples
 
@@ -143,7 +142,7 @@ def rss_mb() -> float:
 
 
 def memory_per_vm(rt: Runtime, count: int) -> tuple[float, float, int]:
-    version = rt.load("memory", TOGGLE)
+    version = rt.compile(TOGGLE)
     before = rss_mb()
     vms = [version.acquire() for _ in range(count)]
     for vm in vms:   # touch them the way an event does

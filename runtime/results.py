@@ -23,11 +23,24 @@ class PublicState:
     done: bool
     public_context: dict[str, Any] | None
 
-    def to_wire(self, ts: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"ts": ts, "state": self.value, "tags": self.tags, "done": self.done}
+    def view(self) -> dict[str, Any]:
+        """The view as stored with the instance and shown to callers (see `InstanceState`):
+        `publicContext` only when the context has a `public` key."""
+        out: dict[str, Any] = {"state": self.value, "tags": list(self.tags), "done": self.done}
         if self.public_context is not None:
             out["publicContext"] = self.public_context
         return out
+
+
+@dataclass(frozen=True)
+class InstanceState:
+    """An instance at one committed state, as callers see it: State Backed's `State`."""
+
+    ts: int   # epoch ms when this state was committed, strictly increasing per instance
+    view: dict[str, Any]   # `PublicState.view()`
+
+    def wire(self) -> dict[str, Any]:
+        return {"ts": self.ts, **self.view}
 
 
 @dataclass(frozen=True)

@@ -128,7 +128,7 @@ class Scheduler:
         return min(self._poll_s, max(0.0, (earliest - self._clock.now_ms()) / 1000.0))
 
     async def drain(self) -> None:
-        """Wait for the deliveries in flight (tests)."""
+        """Wait for the deliveries in flight."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

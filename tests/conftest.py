@@ -16,9 +16,9 @@ from fastapi import FastAPI
 from api.app import build_runtime, create_app
 from api.bootstrap import init
 from api.services import Services
-from api.services.runtime_port import StepRuntime
 from api.settings import Settings
 from runtime.clock import SystemClock
+from runtime.engine import Runtime
 from tests.support.client import Admin, Api
 from tests.support.databases import POSTGRES_ENV, postgres_schema, postgres_url, sqlite_url
 from tests.support.server import run_server
@@ -39,7 +39,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture(scope="session")
-def shared_runtime() -> StepRuntime:
+def shared_runtime() -> Runtime:
     """One real runtime per test session (building one compiles the sandbox)."""
     return build_runtime(Settings(window_s=5.0), SystemClock())
 
@@ -66,7 +66,7 @@ class Server:
 
 
 @pytest.fixture
-def server(settings: Settings, shared_runtime: StepRuntime) -> Iterator[Server]:
+def server(settings: Settings, shared_runtime: Runtime) -> Iterator[Server]:
     app = create_app(settings, runtime=shared_runtime)
     services: Services = app.state.services
     made = init(settings, services.db)

@@ -10,6 +10,7 @@ from api import views
 from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
 from api.schemas import EventSend, InstanceCreate, InstanceDelete, InstanceList, StatusUpdate
+from api.scopes import SEND_EVENT_SCOPES
 
 router = APIRouter(tags=["instances"])
 
@@ -55,7 +56,7 @@ async def get_instance(
 
 
 @router.delete("/machines/{machineName}/i/{instanceName}", status_code=204, response_class=Response)
-def delete_instance(
+async def delete_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
     body: InstanceDelete,
@@ -63,7 +64,7 @@ def delete_instance(
     principal: Annotated[Principal, Depends(requires("instances.admin"))],
 ) -> Response:
     """Delete the instance with its transitions and pending timers."""
-    services.instances.delete(
+    await services.instances.delete(
         principal,
         machine_name,
         instance_name,
@@ -108,7 +109,7 @@ async def send_event(
     instance_name: InstanceName,
     body: EventSend,
     services: ServicesDep,
-    principal: Annotated[Principal, Depends(requires("instances.write", "events.write"))],
+    principal: Annotated[Principal, Depends(requires(*SEND_EVENT_SCOPES))],
 ) -> dict[str, Any]:
     """Send an event and wait for the instance to settle; its State."""
     assert isinstance(body.event, dict)  # normalized by EventSend
@@ -118,7 +119,7 @@ async def send_event(
 @router.put(
     "/machines/{machineName}/i/{instanceName}/status", status_code=204, response_class=Response
 )
-def set_status(
+async def set_status(
     machine_name: MachineName,
     instance_name: InstanceName,
     body: StatusUpdate,
@@ -126,5 +127,5 @@ def set_status(
     principal: Annotated[Principal, Depends(requires("instances.admin"))],
 ) -> Response:
     """Pause or resume: a paused instance rejects every event with 409."""
-    services.instances.set_status(principal, machine_name, instance_name, body.status)
+    await services.instances.set_status(principal, machine_name, instance_name, body.status)
     return Response(status_code=204)

@@ -8,18 +8,15 @@ from dataclasses import dataclass
 from api.auth import Authenticator
 from api.crypto import ServerKeys
 from api.key_cache import KeyCache
-from api.services.bundles import Bundles
 from api.services.instances import InstanceService
 from api.services.keys import KeyService
 from api.services.machines import MachineService
 from api.services.orgs import OrgService
-from api.services.runtime_port import StepRuntime
-from api.services.stepping import Stepper
-from api.services.timers import build_scheduler
 from api.services.versions import Limits, VersionService
 from api.settings import Settings
 from runtime.clock import Clock
-from runtime.scheduler import Scheduler
+from runtime.engine import Runtime
+from runtime.instances import Instances, InstancesConfig
 from runtime.store import Database
 
 
@@ -33,37 +30,20 @@ class Services:
     instances: InstanceService
     keys: KeyService
     orgs: OrgService
-    scheduler: Scheduler
-    stepper: Stepper
+    core: Instances  # the instance pipeline (runtime/instances) the services above call
 
 
 def build_services(
-    settings: Settings, db: Database, secret: str, runtime: StepRuntime, clock: Clock
+    settings: Settings, db: Database, secret: str, runtime: Runtime, clock: Clock
 ) -> Services:
     server_keys = ServerKeys(secret)
     key_cache = KeyCache(settings.key_cache_s)
     page = settings.page_size
-    stepper = Stepper(
-        db,
-        clock,
-        step_threads=settings.step_threads,
-        step_lanes=settings.step_lanes,
-        lease_ttl_s=settings.lease_ttl_s,
-        lease_wait_s=settings.lease_wait_s,
-    )
+    core = Instances(db, runtime, clock, instances_config(settings))
     limits = Limits(
         gzip_bytes=settings.max_bundle_gzip_bytes,
         raw_bytes=settings.max_bundle_bytes,
         upload_ttl_s=settings.upload_token_ttl_s,
-    )
-    instances = InstanceService(
-        db,
-        clock,
-        runtime,
-        stepper=stepper,
-        bundles=Bundles(db, runtime),
-        max_event_bytes=settings.max_event_bytes,
-        page_size=page,
     )
     return Services(
         settings=settings,
@@ -71,9 +51,23 @@ def build_services(
         auth=Authenticator(db, server_keys, settings, key_cache),
         machines=MachineService(db, clock, page_size=page),
         versions=VersionService(db, clock, server_keys, runtime, limits=limits, page_size=page),
-        instances=instances,
+        instances=InstanceService(db, core, page_size=page),
         keys=KeyService(db, server_keys, clock, key_cache, page_size=page),
         orgs=OrgService(db, clock),
-        scheduler=build_scheduler(settings, db, clock, stepper, instances),
-        stepper=stepper,
+        core=core,
+    )
+
+
+def instances_config(settings: Settings) -> InstancesConfig:
+    return InstancesConfig(
+        step_threads=settings.step_threads,
+        step_lanes=settings.step_lanes,
+        lease_ttl_s=settings.lease_ttl_s,
+        lease_wait_s=settings.lease_wait_s,
+        cached_versions=settings.cached_versions,
+        timer_poll_s=settings.timer_poll_s,
+        timer_claim_s=settings.timer_claim_s,
+        timer_attempts=settings.timer_attempts,
+        timer_retry_s=settings.timer_retry_s,
+        timer_concurrency=settings.timer_concurrency,
     )

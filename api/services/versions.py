@@ -1,4 +1,4 @@
-"""Machine versions, created in three steps (see the contract, endpoints 15, 16 and 19):
+"""Machine versions, created in three steps, as State Backed's clients drive them:
 
 1. `provisional` makes a provisional version and returns its *signed* id plus an upload URL
    on this server with a signed, expiring upload token in the form fields;
@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 from api import ids
 from api.crypto import ServerKeys
-from api.errors import PAYLOAD_TOO_LARGE
-from api.services.bundles import source_of
-from api.services.runtime_port import StepRuntime
 from runtime.clock import Clock
-from runtime.errors import BundleError, InvalidRequestError, NotFoundError
+from runtime.engine import Runtime
+from runtime.errors import BundleError, InvalidRequestError, NotFoundError, PayloadTooLargeError
+from runtime.instances.versions import bundle_source
 from runtime.store import Database
 from runtime.store import machines as machine_store
 from runtime.store import versions as version_store
@@ -53,7 +52,7 @@ class VersionService:
         db: Database,
         clock: Clock,
         keys: ServerKeys,
-        runtime: StepRuntime,
+        runtime: Runtime,
         *,
         limits: Limits,
         page_size: int,
@@ -113,7 +112,7 @@ class VersionService:
             raise InvalidRequestError(
                 "no code was uploaded for this version", parameter="machineVersionId"
             )
-        self._runtime.validate_bundle(source_of(bundle))
+        self._runtime.validate_bundle(bundle_source(bundle))
         with self._db.transaction() as session:
             version = version_store.get(session, version_id)
             version.status = version_store.FINAL
@@ -155,10 +154,8 @@ class VersionService:
     @staticmethod
     def _check(size: int, limit: int, what: str) -> None:
         if size > limit:
-            raise InvalidRequestError(
-                f"{what} is larger than the limit of {limit} bytes",
-                parameter="file",
-                code=PAYLOAD_TOO_LARGE,
+            raise PayloadTooLargeError(
+                f"{what} is larger than the limit of {limit} bytes", parameter="file"
             )
 
 

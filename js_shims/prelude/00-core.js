@@ -9,7 +9,7 @@ delete globalThis.__host_call;
 // Captured now: user code that replaces JSON must not see or forge bridge traffic.
 const { parse: jsonParse, stringify: jsonStringify } = JSON;
 
-// One synchronous round trip (~0.07 ms). The host answers {error} instead of throwing.
+// One synchronous round trip. The host answers {error} instead of throwing.
 function hostCall(request) {
   if (typeof rawHostCall !== "function") {
     throw new TypeError("backstate: the host bridge is not available in this VM");

@@ -1,6 +1,6 @@
 """QuickJS-NG on wasmtime: the only module that touches wasmtime.
 
-Design log (what was tried and why, see also shared/reference/sandbox-engines.md):
+Design log (what was tried and why):
 
 * Every event starts from a memory snapshot of a VM that already has the prelude, xstate and
   the version's bundle loaded, so nothing leaks between instances, versions or tenants through
@@ -17,11 +17,11 @@ Design log (what was tried and why, see also shared/reference/sandbox-engines.md
   instead of corrupting the heap, and adds the synchronous import env.host_call.
 * Calls go through `wasmtime_func_call_unchecked` and single-export lookups: wasmtime-py's
   `Func.__call__` re-reads the function type on every call and `Instance.exports()` wraps all
-  exports eagerly (~4 ms). wasmtime is pinned in pyproject.toml for that reason.
+  exports eagerly. wasmtime is pinned in pyproject.toml for that reason.
 * ctypes releases the GIL during a wasm call, so VMs on different threads run in parallel and
   a looping machine never blocks the server's event loop. Only calls that may run guest code
-  for long do so, though (`_GIL_KEPT`): an event made ~15 short calls (malloc, free, memory
-  base and size, deadlines, small copies), and under load each release of the GIL is a chance
+  for long do so, though (`_GIL_KEPT`): an event makes many short calls (malloc, free,
+  deadlines, small copies), and under load each release of the GIL is a chance
   for another thread to take it and keep it until its own next release, so each cost a wait
   rather than the microsecond the call itself takes.
 """
@@ -192,8 +192,8 @@ class VM:
 
     def reset(self) -> bool:
         """Make a used VM byte-identical to a fresh clone of the snapshot it was cloned from,
-        reusing its resident pages (a fresh instance page-faults its whole memory in: 2 ms
-        against 0.15 ms). Linear memory is an instance's only mutable state besides the shadow
+        reusing its resident pages (a fresh instance page-faults its whole memory in, which
+        costs many times more). Linear memory is an instance's only mutable state besides the shadow
         stack pointer, which is back at its initial value whenever no export is running.
         Refuses (False) a VM that was not cloned, trapped or grew: a grown memory cannot shrink
         back to the snapshot's."""
@@ -377,8 +377,9 @@ def _default_cache_dir() -> Path:
 
 
 def _load_module(engine: wasmtime.Engine, wasm_path: Path, cache_dir: Path) -> wasmtime.Module:
-    """Compiling the guest takes ~1 s; the compiled artifact is cached on disk, keyed by the wasm
-    bytes and the wasmtime version. Only artifacts this process family wrote are ever loaded."""
+    """Compiling the guest takes a second or so; the compiled artifact is cached on disk,
+    keyed by the wasm bytes and the wasmtime version. Only artifacts this process family wrote
+    are ever loaded."""
     wasm = wasm_path.read_bytes()
     key = hashlib.sha256(wasm + importlib.metadata.version("wasmtime").encode()).hexdigest()[:32]
     cached = cache_dir / f"sandbox-{key}.cwasm"

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ClauseElement
 
-from runtime.errors import ConflictError
+from runtime.errors import ConflictError, InstanceChangedError
 from runtime.results import Macrostep
 from runtime.results import Timer as ArmedTimer
 from runtime.store.instances import RUNNING
@@ -120,14 +120,6 @@ _UPSERT_TIMER = Prepared(
 )
 
 
-class Superseded(ConflictError):
-    """A step that ran without the lease lost the race to another commit (or a pause): it
-    wrote nothing, and should run again holding the lease."""
-
-    def __init__(self) -> None:
-        super().__init__("the instance changed during this step", code="instance-busy")
-
-
 @dataclass(frozen=True)
 class Committed:
     """What a commit wrote: enough to answer the request without reading back."""
@@ -152,7 +144,7 @@ def insert_first(
 ) -> Committed:
     """Create the instance row with its first state, leased to the creating step unless this
     is the step's last commit (`step.last`)."""
-    view = _view(step)
+    view = step.view.view()
     held = not step.last
     row = {
         "id": lease.instance_id,
@@ -182,7 +174,7 @@ def commit(
 ) -> Committed:
     """Write macrostep number `seq` (fenced by the lease) with its transition and timers; the
     step's last commit (`step.last`) releases the lease too."""
-    view = _view(step)
+    view = step.view.view()
     fence = {"instance_id": lease.instance_id, "token": lease.token}
     changed = tx.execute(
         _COMMIT_AND_RELEASE if step.last else _COMMIT, {**fence, **_new_state(step, view, ts, seq)}
@@ -210,8 +202,8 @@ def commit_unleased(
 ) -> Committed:
     """Write macrostep number `seq`, the first of a step that read the instance at `seq - 1`
     without taking its lease, and take the lease unless this is the step's last commit.
-    Raises Superseded, writing nothing, if the row is no longer as the step read it."""
-    view = _view(step)
+    Raises InstanceChangedError, writing nothing, if the row is no longer as the step read it."""
+    view = step.view.view()
     params = {
         "instance_id": lease.instance_id,
         "read_seq": seq - 1,
@@ -222,7 +214,7 @@ def commit_unleased(
     }
     statement = _COMMIT_UNLEASED_LAST if step.last else _COMMIT_UNLEASED
     if tx.execute(statement, {**params, **_new_state(step, view, ts, seq)}) != 1:
-        raise Superseded()
+        raise InstanceChangedError("the instance changed during this step")
     _record(tx, lease.instance_id, seq, step, now)
     return Committed(seq=seq, ts=ts, view=view)
 
@@ -249,14 +241,6 @@ def consume_timer(tx: RawTransaction, timer_id: int, claim: str) -> bool:
 def save_cut_off(tx: RawTransaction, lease: Lease, cut_off: list[str]) -> None:
     params = {"instance_id": lease.instance_id, "token": lease.token, "new_cut_off": cut_off}
     tx.execute(_SAVE_CUT_OFF, params)
-
-
-def _view(step: Macrostep) -> dict[str, Any]:
-    view = step.view
-    out: dict[str, Any] = {"state": view.value, "tags": list(view.tags), "done": view.done}
-    if view.public_context is not None:
-        out["publicContext"] = view.public_context
-    return out
 
 
 def _record(

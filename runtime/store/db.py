@@ -1,7 +1,7 @@
 """The database handle: engine set-up for SQLite and PostgreSQL, transactions, migrations.
 
 SQLite's pragmas and writer queueing live in `sqlite.py`. Read-only transactions (`read`,
-`begin_read`) take no write lock there; write transactions (`transaction`, `begin`) queue on its
+`raw_read`) take no write lock there; write transactions (`transaction`, `raw`) queue on its
 `WriterGate`.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,19 +66,6 @@ class Database:
         """A session for reads only (it must not write): on SQLite it takes no write lock."""
         with self._read_sessions() as session, session.begin():
             yield session
-
-    @contextmanager
-    def begin(self) -> Iterator[Connection]:
-        """A Core connection in a write transaction (commits on success), for hot paths where
-        the ORM's unit of work costs more than the statement."""
-        with self._writing(), self.engine.begin() as conn:
-            yield conn
-
-    @contextmanager
-    def begin_read(self) -> Iterator[Connection]:
-        """A Core connection in a read-only transaction (see `read`)."""
-        with self._reader.begin() as conn:
-            yield conn
 
     @contextmanager
     def raw(self, *, autocommit: bool = False) -> Iterator[RawTransaction]:

@@ -6,8 +6,6 @@ A step's own writes (its macrosteps' states, transitions and timer changes) are 
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -26,10 +24,6 @@ def get(session: Session, machine: Machine, slug: str) -> Instance:
     if instance is None:
         raise NotFoundError(f"instance {slug!r} not found", parameter="instanceName")
     return instance
-
-
-def find(session: Session, instance_id: uuid.UUID) -> Instance | None:
-    return session.get(Instance, instance_id)
 
 
 def exists(session: Session, machine: Machine, slug: str) -> bool:
@@ -76,11 +70,3 @@ def transitions_page(
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], rows[limit - 1].seq
-
-
-def pending_timers(session: Session, instance_id: uuid.UUID) -> list[Timer]:
-    return list(
-        session.scalars(
-            select(Timer).where(Timer.instance_id == instance_id).order_by(Timer.due_at_ms)
-        )
-    )

@@ -2,7 +2,7 @@
 
 A lease is (owner, random token, expiry in epoch ms) on the instance row, taken with a
 compare-and-set UPDATE and renewed while the step runs. Commits are fenced by the token (see
-`instances.commit`), so correctness never depends on clocks: an expired lease can be taken
+`commits.commit`), so correctness never depends on clocks: an expired lease can be taken
 over, and the old holder's next commit is then refused. Clocks only decide *when* a crashed
 holder's lease can be taken over (after `ttl`), so keep server clocks roughly in sync.
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runtime.errors import NotFoundError
@@ -24,7 +23,3 @@ def get(session: Session, org_id: uuid.UUID) -> Org:
     if org is None:
         raise NotFoundError("organization not found", parameter="orgId")
     return org
-
-
-def list_by_ids(session: Session, ids: list[uuid.UUID]) -> list[Org]:
-    return list(session.scalars(select(Org).where(Org.id.in_(ids)).order_by(Org.created_at)))

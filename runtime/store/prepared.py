@@ -1,11 +1,11 @@
 """Prepared statements for the hot path: SQLAlchemy's SQL and type conversions, run on the
 DBAPI cursor.
 
-An event runs about six statements in three transactions. Through `Connection.execute` each
-statement cost ~0.15 ms of CPU in SQLAlchemy's per-execution machinery (execution context,
-events, result set-up) and each transaction ~0.2 ms more (pool checkout, the `begin` event,
-commit); on the DBAPI cursor the same work is ~0.3 ms for the whole event instead of ~1.4 ms,
-and that CPU is held under the GIL every other request in the process waits for.
+An event runs a few statements, in one or two transactions. Through `Connection.execute` each
+statement paid SQLAlchemy's per-execution machinery (execution context, events, result set-up)
+and each transaction more (pool checkout, the `begin` event, commit): several times the cost
+of the same work on the DBAPI cursor (bench/FIGURES.md), and that CPU is held under the GIL
+every other request in the process waits for.
 
 `Prepared` compiles a Core statement once per dialect and keeps what `execute` needs: the SQL
 text, the order of positional parameters, each parameter's bind processor (UUIDs as hex on

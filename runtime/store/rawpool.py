@@ -1,10 +1,10 @@
 """DBAPI connections for the hot path's raw transactions (`prepared.raw_transaction`), kept out
 of SQLAlchemy's pool.
 
-Every event runs two or three raw transactions (the peek, the commit, now and then a lease).
-A checkout and checkin through SQLAlchemy's pool cost ~30 µs of CPU here, under the GIL (pool
-events, a weakref finalizer, the queue's condition variable, the rollback that resets a
-returned connection), and with `pool_pre_ping` PostgreSQL paid a round trip per checkout.
+Every event runs one to three raw transactions (the peek, the commit, now and then a lease).
+A checkout and checkin through SQLAlchemy's pool costs CPU under the GIL (pool events, a
+weakref finalizer, the queue's condition variable, the rollback that resets a returned
+connection), and with `pool_pre_ping` PostgreSQL paid a round trip per checkout.
 This pool is a stack under a lock. Its connections come from the engine, so the engine's
 `connect` event has set them up (SQLite's pragmas), and are then detached from SQLAlchemy's
 pool, so they do not count against its size. A connection idle for over `PING_AFTER_S` is

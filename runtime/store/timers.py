@@ -1,6 +1,6 @@
 """Claiming and settling durable timers.
 
-A timer row is written by the macrostep that armed it (see `instances._record`). Delivering it
+A timer row is written by the macrostep that armed it (see `commits._record`). Delivering it
 is a three-part protocol that keeps "each timer fires once" through crashes and across
 processes:
 
@@ -12,8 +12,8 @@ processes:
    again when the claim expires; a crash after it leaves nothing to deliver twice. A row that
    was re-armed or cancelled meanwhile no longer carries the claim, so a stale delivery writes
    nothing;
-3. **release**: a failed delivery puts the row back with `attempts + 1` and a later due time,
-   or drops it after the last attempt.
+3. **retry** or **drop**: a failed delivery puts the row back with `attempts + 1` and a later
+   due time, or drops it after the last attempt.
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from runtime.store.models import Instance, Machine, Timer
-
-
-class TimerSuperseded(Exception):
-    """The claimed timer was cancelled, re-armed or re-claimed before its delivery committed:
-    the delivery is stale and must write nothing."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +80,6 @@ def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,
     return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8]) for r in rows]
 
 
-def still_claimed(session: Session, timer: Claimed) -> bool:
-    found = session.scalar(select(Timer.id).where(Timer.id == timer.id,
-                                                  Timer.claimed_by == timer.claim))
-    return found is not None
-
-
 def consume(session: Session, timer: Claimed) -> bool:
     """Delete the delivered row; False if it was re-armed, cancelled or re-claimed."""
     result = session.execute(delete(Timer).where(Timer.id == timer.id,
@@ -104,13 +93,4 @@ def retry(session: Session, timer: Claimed, *, due_at_ms: int) -> None:
         .where(Timer.id == timer.id, Timer.claimed_by == timer.claim)
         .values(attempts=timer.attempts + 1, due_at_ms=due_at_ms, claimed_by=None,
                 claim_expires_at=None)
-    )
-
-
-def release(session: Session, timer: Claimed) -> None:
-    """Give the claim back unchanged (e.g. the server is shutting down)."""
-    session.execute(
-        update(Timer)
-        .where(Timer.id == timer.id, Timer.claimed_by == timer.claim)
-        .values(claimed_by=None, claim_expires_at=None)
     )

@@ -11,8 +11,8 @@ import jwt
 import pytest
 
 from api.app import create_app
-from api.services.runtime_port import StepRuntime
 from api.tokens import mint
+from runtime.engine import Runtime
 from tests.conftest import Server
 from tests.support.bundles import COUNTER
 from tests.support.client import Api, assert_error
@@ -90,7 +90,7 @@ def test_deleted_keys_stop_working(server: Server, api: Api) -> None:
 
 
 def test_a_key_deleted_through_another_process_stops_working_within_the_cache_time(
-    server: Server, api: Api, shared_runtime: StepRuntime
+    server: Server, api: Api, shared_runtime: Runtime
 ) -> None:
     other = create_app(
         server.settings.model_copy(update={"key_cache_s": 1.0}), runtime=shared_runtime
@@ -107,7 +107,7 @@ def test_a_key_deleted_through_another_process_stops_working_within_the_cache_ti
 
 
 def test_a_token_reused_until_past_its_expiry_is_then_refused(
-    server: Server, shared_runtime: StepRuntime
+    server: Server, shared_runtime: Runtime
 ) -> None:
     strict = create_app(
         server.settings.model_copy(update={"token_leeway_s": 0}), runtime=shared_runtime

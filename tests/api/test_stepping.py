@@ -4,7 +4,6 @@ Store-level tests drive `runtime.store` directly; the rest go through the real s
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -16,11 +15,13 @@ from sqlalchemy import select
 
 from api.app import build_runtime, create_app
 from api.bootstrap import init, open_database
-from api.services.stepping import Stepper, Tracker
 from api.settings import Settings
 from runtime.clock import FakeClock, SystemClock
-from runtime.errors import ConflictError, NotFoundError
-from runtime.results import Macrostep, PublicState, Timer
+from runtime.errors import ConflictError, InstanceChangedError, NotFoundError
+from runtime.instances.feed import Feed
+from runtime.instances.leases import LeaseKeeper
+from runtime.instances.runner import Runner
+from runtime.results import Macrostep, PublicState, StepResult, Timer
 from runtime.store import Database, commits, leases
 from runtime.store import instances as instance_store
 from runtime.store import machines as machine_store
@@ -83,6 +84,11 @@ def leased(db: Database) -> Lease:
     return lease
 
 
+def pending_timers(session: Any, instance_id: uuid.UUID) -> list[TimerRow]:
+    query = select(TimerRow).where(TimerRow.instance_id == instance_id)
+    return list(session.scalars(query.order_by(TimerRow.due_at_ms)))
+
+
 def take(db: Database, target: leases.Target, owner: str, token: str, now: int) -> Any:
     with db.raw(autocommit=True) as tx:
         return leases.take(tx, target, owner=owner, token=token, now_ms=now, ttl_ms=1000)
@@ -115,7 +121,7 @@ def test_commits_are_fenced_by_the_lease_token(db: Database, leased: Lease) -> N
     with pytest.raises(ConflictError):
         commit(db, leased, 2, macrostep("stale"), NOW + 1)
     with db.transaction() as session:
-        row = instance_store.find(session, leased.instance_id)
+        row = session.get(InstanceRow, leased.instance_id)
         assert row is not None and row.seq == 1 and row.view["state"] == "one"
         transitions, _ = instance_store.transitions_page(session, row, after_seq=0, limit=10)
         assert [t.seq for t in transitions] == [1]
@@ -147,7 +153,7 @@ def test_an_absent_waiter_does_not_block_forever(db: Database, leased: Lease) ->
 
 def org_of(db: Database, lease: Lease) -> uuid.UUID:
     with db.transaction() as session:
-        row = instance_store.find(session, lease.instance_id)
+        row = session.get(InstanceRow, lease.instance_id)
         assert row is not None
         return session.get_one(MachineRow, row.machine_id).org_id
 
@@ -199,7 +205,7 @@ def commit_unleased(db: Database, lease: Lease, token: str, seq: int, step: Macr
 def seqs(db: Database, lease: Lease) -> tuple[int, list[int]]:
     """The instance's sequence number and those of its transitions."""
     with db.transaction() as session:
-        row = instance_store.find(session, lease.instance_id)
+        row = session.get(InstanceRow, lease.instance_id)
         assert row is not None
         transitions, _ = instance_store.transitions_page(session, row, after_seq=0, limit=10)
         return row.seq, [t.seq for t in transitions]
@@ -226,21 +232,21 @@ def test_a_first_commit_without_the_lease_writes_nothing_if_the_instance_changed
     release(db, leased.instance_id, "a")
     assert peek(db, leased, "B", NOW + 10) is not None  # B reads seq 1, then:
     commit_unleased(db, leased, "x", 2, macrostep("two", last=True), NOW + 11, owner="X")
-    with pytest.raises(commits.Superseded):  # someone committed since
+    with pytest.raises(InstanceChangedError):  # someone committed since
         commit_unleased(db, leased, "b", 2, macrostep("mine", last=True), NOW + 12)
     assert acquire(db, leased, "C", "c", NOW + 13)
-    with pytest.raises(commits.Superseded):  # someone holds the lease
+    with pytest.raises(InstanceChangedError):  # someone holds the lease
         commit_unleased(db, leased, "b", 3, macrostep("mine", last=True), NOW + 14)
     assert not acquire(db, leased, "A", "a2", NOW + 15)  # A now waits in line
     release(db, leased.instance_id, "c")
-    with pytest.raises(commits.Superseded):  # someone else is first in line
+    with pytest.raises(InstanceChangedError):  # someone else is first in line
         commit_unleased(db, leased, "b", 3, macrostep("mine", last=True), NOW + 17)
     assert seqs(db, leased) == (2, [1, 2])
     with db.transaction() as session:
-        row = instance_store.find(session, leased.instance_id)
+        row = session.get(InstanceRow, leased.instance_id)
         assert row is not None
         row.status = instance_store.PAUSED
-    with pytest.raises(commits.Superseded):  # the instance was paused
+    with pytest.raises(InstanceChangedError):  # the instance was paused
         commit_unleased(db, leased, "a4", 3, macrostep("mine", last=True), NOW + 18, owner="A")
     assert seqs(db, leased) == (2, [1, 2])
 
@@ -249,24 +255,21 @@ def test_a_step_that_loses_its_first_commit_runs_again_holding_the_lease(
     db: Database, leased: Lease
 ) -> None:
     release(db, leased.instance_id, "a")
-    stepper = Stepper(db, SystemClock(), step_threads=2, step_lanes=1, lease_ttl_s=30,
-                      lease_wait_s=5)
-    runs: list[tuple[bool, int]] = []
+    keeper = LeaseKeeper(db, SystemClock(), ttl_s=30, wait_s=5)
+    runner = Runner(db, SystemClock(), keeper, Feed(), on_timers_armed=lambda: None)
+    runs: list[int] = []
 
-    def body(lease: Lease, current: leases.Current) -> int:
-        runs.append((lease.claimed, current.seq))
+    def body(current: leases.Current, on_commit: Any) -> StepResult:
+        runs.append(current.seq)
         if len(runs) == 1:  # another process commits between this step's read and its commit
             commit_unleased(db, leased, "x", 2, macrostep("theirs", last=True), NOW, owner="X")
-        tracker = Tracker(seq=current.seq, ts=current.ts, view=current.view)
-        stepper.commit_hook(lease, tracker)(macrostep("mine", last=True))
-        return tracker.seq
+        mine = macrostep("mine", last=True)
+        on_commit(mine)
+        return StepResult([mine], [], [])
 
-    try:
-        target = leases.Target.with_id(leased.instance_id)
-        assert asyncio.run(stepper.leased(target, body)) == 3
-    finally:
-        stepper.close()
-    assert runs == [(False, 1), (True, 2)]
+    state = runner.existing(leases.Target.with_id(leased.instance_id), body)
+    assert state.view["state"] == "mine"
+    assert runs == [1, 2]  # read free, then, holding the lease, as the other commit left it
     assert seqs(db, leased) == (3, [1, 2, 3])
     assert acquire(db, leased, "C", "c", int(time.time() * 1000))  # and released it
 
@@ -283,7 +286,7 @@ def test_timers_are_upserted_by_send_id_and_cancelled(db: Database, leased: Leas
     commit(db, leased, 2, first, NOW + 1)
     commit(db, leased, 3, second, NOW + 2)
     with db.transaction() as session:
-        rows: list[TimerRow] = instance_store.pending_timers(session, leased.instance_id)
+        rows: list[TimerRow] = pending_timers(session, leased.instance_id)
         assert [(r.send_id, r.event, r.due_at_ms, r.attempts) for r in rows] == [
             ("t2", {"type": "z"}, NOW + 55, 0)
         ]
@@ -371,7 +374,7 @@ def test_timers_armed_by_a_step_are_persisted_and_cancelled(server: Server, api:
         with db.transaction() as session:
             instance_id = session.scalar(select(InstanceRow.id).where(InstanceRow.slug == "t"))
             assert instance_id is not None
-            return instance_store.pending_timers(session, instance_id)
+            return pending_timers(session, instance_id)
 
     (armed,) = pending()
     assert armed.event["type"].startswith("xstate.after(60000)")

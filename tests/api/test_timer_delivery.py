@@ -207,7 +207,7 @@ def test_a_failing_delivery_is_retried_five_times_then_dropped(timed: Server, cl
             eventually(lambda a=attempts: [t.attempts for t in timers(timed)] == [a])
             clock.advance(30)
         eventually(lambda: timers(timed) == [])
-        assert timed.services.scheduler.dropped == 1
+        assert timed.services.core.scheduler.dropped == 1
         assert state(api, "flaky")["state"] == "waiting"   # no delivery changed anything
 
 
@@ -220,3 +220,24 @@ def test_reaching_the_final_state_drops_pending_timers(timed: Server, clock: Fak
         done = api.ok("POST", "/machines/finishing/i/i1/events", {"event": "finish"})
         assert done["done"] is True
         assert timers(timed) == []
+
+
+def test_every_committed_state_reaches_the_feed_in_order(timed: Server, clock: FakeClock):
+    """Client events and timer deliveries alike: each committed state once, in commit order,
+    with the `ts` HTTP answers with; a listener that is gone hears nothing more."""
+    seen: list[Any] = []
+    unsubscribe = timed.services.core.feed.subscribe(seen.append)
+    with timed.client() as api:
+        api.create_machine("timer", TIMER)
+        answers = [api.create_instance("timer", "i1")]
+        answers.append(api.send("timer", "i1", "start").json())
+        clock.advance(60)
+        eventually(lambda: len(seen) == 3, describe=lambda: seen)
+        answers.append(api.ok("GET", "/machines/timer/i/i1"))
+        assert [c.state.wire() for c in seen] == answers
+        assert [c.seq for c in seen] == [1, 2, 3]
+        assert [c.state.view["state"] for c in seen] == ["idle", "waiting", "rang"]
+        assert len({c.instance_id for c in seen}) == 1
+        unsubscribe()
+        api.create_instance("timer", "i2")
+        assert len(seen) == 3

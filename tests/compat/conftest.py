@@ -146,7 +146,7 @@ def run_node(script: str, env: dict[str, str]) -> Run:
 
 
 def run_smply(home: Path, api_url: str, *args: str, stdin: str | None = None) -> Run:
-    """smply as §6.3/§6.4 of the contract say it must run: a prepared HOME, a global
+    """smply as it must run against a self-hosted server: a prepared HOME, a global
     WebSocket on Node 20, `--api-url` pointing at us."""
     env = {"HOME": str(home), "NODE_OPTIONS": "--experimental-websocket"}
     return run([str(SMPLY), "--api-url", api_url, *args], env=env, stdin=stdin, cwd=COMPAT)

@@ -177,7 +177,7 @@ def replay(
 ) -> Iterator[dict[str, Any]]:
     """Backstate's record for each step of the oracle's trace, computed lazily."""
     source = (SCENARIOS / f"{scenario}.mjs").read_text()
-    session = Replay(runtime, runtime.load(scenario, source))
+    session = Replay(runtime, runtime.compile(source))
     for expected in trace:
         yield observe(session.step(expected["step"]), session.timers)
 

@@ -17,16 +17,16 @@ def test_writers_do_not_checkpoint_and_the_checkpointer_copies_the_wal_back(
 ) -> None:
     db = Database(f"sqlite:///{tmp_path}/c.db")
     try:
-        with db.begin() as conn:
+        with db.transaction() as conn:
             assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar_one() == 0
             conn.execute(text("CREATE TABLE t (x TEXT)"))
         for i in range(300):  # ~300 frames: under the old 1,000-frame threshold either way
-            with db.begin() as conn:
+            with db.transaction() as conn:
                 conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": "x" * 2000 + str(i)})
         checkpointer = Checkpointer(str(tmp_path / "c.db"), interval_s=60)
         frames, copied = checkpointer.run_once()
         assert frames >= 300 and copied == frames
-        with db.begin() as conn:  # the next writer starts the WAL over
+        with db.transaction() as conn:  # the next writer starts the WAL over
             conn.execute(text("INSERT INTO t VALUES ('again')"))
         frames, _ = checkpointer.run_once()
         assert frames < 10

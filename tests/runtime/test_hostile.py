@@ -162,7 +162,10 @@ def patient_runtime() -> Iterator[Runtime]:
     # knows that memory ran out
     """() => new Promise(() => {
       const kept = [];
-      const f = () => { kept.push(new Array(1e4).fill(kept.length)); return Promise.resolve().then(f); };
+      const f = () => {
+        kept.push(new Array(1e4).fill(kept.length));
+        return Promise.resolve().then(f);
+      };
       f();
     })""",
     # the machine catches the error itself and settles the service as if nothing happened

@@ -59,8 +59,8 @@ def test_create_merges_context_over_the_machines_and_authorizes_initialization(r
     assert res.final.event == {"type": "xstate.init"}
     assert res.final.context == {"count": 10, "owner": "owner", "public": {"label": "t"}}
     assert res.final.view.public_context == {"label": "t"}
-    assert res.final.view.to_wire(5) == {"ts": 5, "state": "off", "tags": [], "done": False,
-                                         "publicContext": {"label": "t"}}
+    assert res.final.view.view() == {"state": "off", "tags": [], "done": False,
+                                    "publicContext": {"label": "t"}}
 
 
 def test_create_rejected_by_allow_write_commits_nothing(runtime: Runtime):

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from api.services.threads import Threads
+from runtime.instances.threads import Threads
 
 
 @pytest.fixture

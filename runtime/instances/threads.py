@@ -1,8 +1,8 @@
 """Blocking work off the event loop, on a bounded pool of threads, never abandoned.
 
 `anyio.to_thread.run_sync` did this for a while, but its per-call machinery (a capacity
-limiter, a shielded cancel scope, a copied context) cost ~0.1 ms of CPU under the GIL per
-event, more than the statements of an event's commit. A plain executor and one wrapped
+limiter, a shielded cancel scope, a copied context) cost more CPU under the GIL per event than
+the statements of an event's commit. A plain executor and one wrapped
 future are enough here, with the one guarantee that mattered kept: a caller cancelled while
 its work runs waits for that work to finish (a thread cannot be stopped, and the caller may
 hold the instance's lock that keeps the next step out until this one is done).

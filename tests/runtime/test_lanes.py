@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from api.services.lanes import Lanes
+from runtime.instances.lanes import Lanes
 
 
 def test_steps_queue_for_a_lane_and_a_slow_one_gives_it_back() -> None:

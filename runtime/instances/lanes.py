@@ -2,10 +2,11 @@
 
 A step is mostly CPU (wasm, JSON, the commit) for a few milliseconds, yet may also wait on a
 fetch for its whole settle window. Letting every waiting request's step run at once put a dozen
-threads in contention for the GIL, and that contention cost about a third more CPU per event
-than the steps themselves. So steps take a lane (`count` of them) to start, queueing on the
-event loop, where waiting is cheap; a step still running after `hold_s` gives its lane back
-(it is waiting on I/O, or spinning until its time limit) and runs on outside the count.
+threads in contention for the GIL, and that contention cost a large share more CPU per event
+than the steps themselves (bench/FIGURES.md). So steps take a lane (`count` of them) to start,
+queueing on the event loop, where waiting is cheap; a step still running after `hold_s` gives
+its lane back (it is waiting on I/O, or spinning until its time limit) and runs on outside the
+count.
 """
 
 from __future__ import annotations

@@ -1,0 +1,164 @@
+"""Committing a step: each macrostep in one short transaction, before any effect it produced.
+
+A step's first commit is where steps differ, so it is an explicit strategy, chosen by how the
+step began:
+
+- `Insert`: a creation. The row is inserted with its first state, leased to the step unless
+  this is also its last commit; a row that exists already is a ConflictError.
+- `CompareAndSet`: a step that read the instance without its lease (`LeaseKeeper.peek`). It
+  writes only if `seq` is still the one it read, the instance runs and nobody holds or waits
+  for the lease, and takes the lease unless this is its last commit; otherwise it writes
+  nothing and raises InstanceChangedError (the step runs again, waiting for the lease).
+- `FENCED`: the step holds the lease; the write is fenced by its token. Every commit after a
+  step's first is fenced.
+- `ConsumingTimer(inner)`: a timer delivery. The claimed timer row is deleted in the same
+  transaction as `inner`'s write, fenced by the claim: a timer cancelled, re-armed or taken by
+  another process meanwhile raises TimerSupersededError and nothing is written.
+
+A step's last commit (`Macrostep.last`) also releases the lease (or never takes it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runtime.clock import Clock
+from runtime.errors import ConflictError, TimerSupersededError
+from runtime.instances.leases import LeaseKeeper
+from runtime.results import InstanceState, Macrostep
+from runtime.store import Database
+from runtime.store import commits as rows
+from runtime.store.clock import to_datetime
+from runtime.store.leases import Lease
+from runtime.store.prepared import RawTransaction
+
+
+@dataclass(frozen=True)
+class Write:
+    """One macrostep to write, with what any strategy may need to take the lease."""
+
+    lease: Lease
+    seq: int
+    step: Macrostep
+    ts: int
+    now_ms: int
+    owner: str
+    lease_expires_at: int
+
+
+class Strategy(Protocol):
+    @property
+    def claims(self) -> bool:
+        """Whether the write takes the lease (unless it is the step's last)."""
+        ...
+
+    def write(self, tx: RawTransaction, w: Write) -> rows.Committed: ...
+
+
+class _Fenced:
+    claims = False
+
+    def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
+        return rows.commit(tx, lease=w.lease, seq=w.seq, step=w.step, ts=w.ts,
+                           now=to_datetime(w.ts))
+
+
+FENCED = _Fenced()
+
+
+class CompareAndSet:
+    claims = True
+
+    def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
+        return rows.commit_unleased(
+            tx, lease=w.lease, owner=w.owner, now_ms=w.now_ms,
+            lease_expires_at=w.lease_expires_at, seq=w.seq, step=w.step, ts=w.ts,
+            now=to_datetime(w.ts),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Insert:
+    machine_id: uuid.UUID
+    slug: str
+    version_id: uuid.UUID
+    claims = True
+
+    def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
+        return rows.insert_first(
+            tx, lease=w.lease, owner=w.owner, lease_expires_at=w.lease_expires_at,
+            machine_id=self.machine_id, slug=self.slug, version_id=self.version_id, step=w.step,
+            ts=w.ts, now=to_datetime(w.ts),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ConsumingTimer:
+    timer_id: int
+    claim: str
+    send_id: str
+    inner: Strategy
+
+    @property
+    def claims(self) -> bool:
+        return self.inner.claims
+
+    def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
+        if not rows.consume_timer(tx, self.timer_id, self.claim):
+            raise TimerSupersededError(
+                f"timer {self.send_id!r} was cancelled, re-armed or delivered meanwhile")
+        return self.inner.write(tx, w)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an instance stands: its last committed sequence number, `ts` and view."""
+
+    seq: int
+    ts: int
+    view: dict[str, Any] | None
+
+
+Committed = Callable[[Macrostep, rows.Committed], None]
+
+
+class StepCommits:
+    """The runtime's `on_commit` hook for one step (called on the step's thread, in order)."""
+
+    def __init__(self, db: Database, clock: Clock, keeper: LeaseKeeper, lease: Lease, *,
+                 first: Strategy, at: Position, committed: Committed):
+        self._db = db
+        self._clock = clock
+        self._keeper = keeper
+        self._lease = lease
+        self._first = first
+        self._at = at
+        self._committed = committed
+        self.count = 0
+
+    def __call__(self, step: Macrostep) -> None:
+        strategy = self._first if self.count == 0 else FENCED
+        now_ms = self._clock.now_ms()
+        write = Write(
+            lease=self._lease, seq=self._at.seq + 1, step=step,
+            ts=max(now_ms, self._at.ts + 1),  # strictly increasing, even if the clock is not
+            now_ms=now_ms, owner=self._keeper.owner, lease_expires_at=self._keeper.expiry(),
+        )  # fmt: skip
+        with self._db.raw() as tx:
+            done = strategy.write(tx, write)
+        self._at = Position(done.seq, done.ts, done.view)
+        self.count += 1
+        if step.last:  # that commit released the lease (or never took it)
+            self._keeper.forget(self._lease)
+        elif strategy.claims:  # that commit took it
+            self._keeper.hold(self._lease)
+        self._committed(step, done)
+
+    def state(self) -> InstanceState:
+        """The instance's state after the step's last commit (or as the step found it)."""
+        if self._at.view is None:  # a creation that committed nothing: cannot happen
+            raise ConflictError("the step committed no state", code="invalid-state")
+        return InstanceState(self._at.ts, self._at.view)

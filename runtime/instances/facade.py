@@ -1,0 +1,250 @@
+"""`Instances`: an instance's life, behind one facade.
+
+    instances = Instances(db, runtime, clock, InstancesConfig(...))
+    await instances.start()                      # the lease renewer, the timer scheduler
+    state = await instances.create(org_id, "m", "i", context=None, version_id=None,
+                                   auth_context={"sub": "u"})
+    state = await instances.send(org_id, "m", "i", {"type": "go"}, auth_context={...})
+    state = await instances.read(org_id, "m", "i", auth_context={...})   # allowRead
+    instances.feed.subscribe(listener)           # every committed state, see feed.py
+    await instances.aclose()
+
+Plain values in (names, events, auth contexts), plain results out (`InstanceState`), errors
+from `runtime.errors`. Every step of an instance takes, in this order: the instance's
+per-process FIFO lock (arrival order), a lane (`lanes.py`), one trip to a step thread
+(`threads.py`) where the `Runner` serializes it across processes and commits it, and the
+version from the process's one cache (`versions.py`). Due timers come from the scheduler
+(`runtime/scheduler.py`), which this facade runs and which delivers through `deliver_timer`,
+the path of a client event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from runtime.clock import Clock
+from runtime.engine import Runtime
+from runtime.errors import (
+    ConflictError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    TimerSupersededError,
+)
+from runtime.instances.commits import Insert, StepCommits
+from runtime.instances.feed import Feed
+from runtime.instances.lanes import Lanes
+from runtime.instances.leases import LeaseKeeper
+from runtime.instances.locks import InstanceLocks
+from runtime.instances.runner import Runner
+from runtime.instances.threads import Threads
+from runtime.instances.timers import TimerTable
+from runtime.instances.versions import Versions
+from runtime.results import InstanceState, StepResult
+from runtime.scheduler import RetryPolicy, Scheduler
+from runtime.store import Database
+from runtime.store import instances as instance_rows
+from runtime.store import machines as machine_rows
+from runtime.store import versions as version_rows
+from runtime.store.leases import Current, Target
+from runtime.store.models import Instance
+from runtime.store.timers import Claimed
+
+T = TypeVar("T")
+# A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
+LANE_HOLD_S = 0.05
+DB_THREADS = 8
+
+
+@dataclass(frozen=True)
+class InstancesConfig:
+    step_threads: int = 64
+    step_lanes: int = 0             # steps starting at once; 0: one per CPU (see lanes.py)
+    lease_ttl_s: float = 30.0
+    lease_wait_s: float = 150.0
+    cached_versions: int = 64
+    timer_poll_s: float = 1.0       # how often other processes' timers are looked for
+    timer_claim_s: float = 15.0     # how soon a crashed process's claimed timers are free
+    timer_attempts: int = 5
+    timer_retry_s: float = 30.0
+    timer_concurrency: int = 32
+
+
+class Instances:
+    def __init__(self, db: Database, runtime: Runtime, clock: Clock,
+                 config: InstancesConfig | None = None):
+        config = config or InstancesConfig()
+        self._db = db
+        self._runtime = runtime
+        self._locks = InstanceLocks()
+        self._lanes = Lanes(config.step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
+        self._steps = Threads(config.step_threads, "step")
+        # Short database work (reads, the scheduler's claims) has threads of its own: machines
+        # waiting on fetches in every step thread must not hold it up.
+        self._db_threads = Threads(DB_THREADS, "db")
+        self._leases = LeaseKeeper(db, clock, ttl_s=config.lease_ttl_s,
+                                   wait_s=config.lease_wait_s)
+        self._versions = Versions(db, runtime, size=config.cached_versions)
+        self.feed = Feed()
+        table = TimerTable(db, self._db_threads, owner=self._leases.owner,
+                           claim_ms=int(config.timer_claim_s * 1000))
+        self.scheduler = Scheduler(
+            table, self.deliver_timer, clock,
+            retry=RetryPolicy(attempts=config.timer_attempts, delay_s=config.timer_retry_s),
+            poll_s=config.timer_poll_s, concurrency=config.timer_concurrency,
+        )  # fmt: skip
+        self._runner = Runner(db, clock, self._leases, self.feed,
+                              on_timers_armed=self.scheduler.notify)
+        self._timers: asyncio.Task[None] | None = None
+
+    # --- life of the facade --------------------------------------------------------------
+
+    async def start(self, *, timers: bool = True) -> None:
+        """Start the lease renewer and, with `timers`, the timer scheduler on this loop."""
+        self._leases.keep_renewing()
+        if timers:
+            self._timers = asyncio.get_running_loop().create_task(self.scheduler.run())
+
+    async def aclose(self) -> None:
+        """Stop delivering timers (their claims expire and another process, or this one
+        after a restart, delivers them) and let running database work finish."""
+        if self._timers is not None:
+            self._timers.cancel()
+            await asyncio.gather(self._timers, return_exceptions=True)
+            await self.scheduler.aclose()
+        self._leases.close()
+        self._steps.close()
+        self._db_threads.close()
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def create(self, org_id: uuid.UUID, machine: str, instance: str, *,
+                     context: dict[str, Any] | None, version_id: uuid.UUID | None,
+                     auth_context: dict[str, Any]) -> InstanceState:
+        """Create and start an instance of `version_id` (default: the machine's current
+        version), authorized by its `allowWrite` (`initialization`); its settled state."""
+        async with self._locks.hold((org_id, machine, instance)):
+            return await self._on_step_thread(functools.partial(
+                self._create, org_id, machine, instance, context, version_id, auth_context))
+
+    def _create(self, org_id: uuid.UUID, machine: str, instance: str,
+                context: dict[str, Any] | None, version_id: uuid.UUID | None,
+                auth_context: dict[str, Any]) -> InstanceState:
+        row = self._new_row(org_id, machine, instance, version_id)
+        version = self._versions.get(row.version_id)
+
+        def body(commits: StepCommits) -> StepResult:
+            return self._runtime.create(version, instance_name=instance, context=context,
+                                        auth_context=auth_context, on_commit=commits)
+
+        return self._runner.create(row, body)
+
+    async def send(self, org_id: uuid.UUID, machine: str, instance: str,
+                   event: dict[str, Any], *, auth_context: dict[str, Any]) -> InstanceState:
+        """Deliver one event, authorized by the instance's `allowWrite`, and settle; the
+        resulting state."""
+        self._check_event_size(event)
+        target = Target.named(org_id, machine, instance)
+        body = functools.partial(self._send_body, event, auth_context, False)
+        async with self._locks.hold((org_id, machine, instance)):
+            return await self._on_step_thread(
+                functools.partial(self._runner.existing, target, body))
+
+    async def deliver_timer(self, timer: Claimed) -> None:
+        """Deliver a due durable timer through the path of a client event, as the machine's
+        own event (no authorizer). A timer cancelled, re-armed or delivered by another process
+        meanwhile is dropped quietly; anything else raises for the scheduler to retry
+        (machine failure, paused or busy instance) or drop (instance gone)."""
+        assert timer.org_id is not None, "claims carry the names their delivery locks on"
+        target = Target.with_id(timer.instance_id)
+        body = functools.partial(self._send_body, timer.event, {}, True)
+        run = functools.partial(self._runner.existing, target, body, timer=timer)
+        async with self._locks.hold((timer.org_id, timer.machine, timer.instance)):
+            try:
+                await self._on_step_thread(run)
+            except TimerSupersededError:
+                return
+
+    def _send_body(self, event: dict[str, Any], auth_context: dict[str, Any], trusted: bool,
+                   current: Current, commits: StepCommits) -> StepResult:
+        return self._runtime.send(
+            self._versions.get(current.version_id), instance_name=current.slug,
+            state_json=current.state_json, event=event, auth_context=auth_context,
+            on_commit=commits, cut_off=list(current.cut_off), trusted=trusted,
+        )  # fmt: skip
+
+    async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,
+                   auth_context: dict[str, Any]) -> InstanceState:
+        """The instance's state, if its `allowRead` lets `auth_context` see it."""
+        row = await self._db_threads.run(functools.partial(self._row, org_id, machine, instance))
+
+        def authorize() -> None:
+            self._runtime.read(self._versions.get(row.version_id), instance_name=instance,
+                               state_json=row.state_json, auth_context=auth_context)
+
+        await self._on_step_thread(authorize)
+        return InstanceState(row.ts, row.view)
+
+    # --- administration ------------------------------------------------------------------
+
+    async def set_status(self, org_id: uuid.UUID, machine: str, instance: str,
+                         status: str) -> None:
+        """Pause or resume: a paused instance refuses every event, timers included."""
+        await self._db_threads.run(functools.partial(
+            self._set_status, org_id, machine, instance, status))
+
+    async def delete(self, org_id: uuid.UUID, machine: str, instance: str) -> None:
+        """Delete the instance with its transitions and timers. A step running meanwhile is
+        not waited for: its next commit is refused."""
+        await self._db_threads.run(functools.partial(self._delete, org_id, machine, instance))
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    async def _on_step_thread(self, fn: Callable[[], T]) -> T:
+        self._leases.keep_renewing()
+        async with self._lanes.lane():
+            return await self._steps.run(fn)
+
+    def _check_event_size(self, event: dict[str, Any]) -> None:
+        limit = self._runtime.limits.event_bytes
+        size = len(json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > limit:
+            raise PayloadTooLargeError(f"the event is {size} bytes of JSON; the limit is {limit}",
+                                       parameter="event")
+
+    def _new_row(self, org_id: uuid.UUID, machine: str, instance: str,
+                 version_id: uuid.UUID | None) -> Insert:
+        with self._db.read() as session:
+            found = machine_rows.get(session, org_id, machine)
+            if instance_rows.exists(session, found, instance):
+                raise ConflictError(f"instance {instance!r} already exists",
+                                    code="already-exists")
+            if version_id is None:
+                version_id = found.current_version_id
+            if version_id is None:
+                raise InvalidRequestError(
+                    f"machine {machine!r} has no current version; pass machineVersionId",
+                    parameter="machineVersionId")
+            version = version_rows.get_final(session, found, version_id)
+            return Insert(found.id, instance, version.id)
+
+    def _row(self, org_id: uuid.UUID, machine: str, instance: str) -> Instance:
+        with self._db.read() as session:
+            return instance_rows.get(session, machine_rows.get(session, org_id, machine), instance)
+
+    def _set_status(self, org_id: uuid.UUID, machine: str, instance: str, status: str) -> None:
+        with self._db.transaction() as session:
+            instance_rows.set_status(session, machine_rows.get(session, org_id, machine),
+                                     instance, status)
+
+    def _delete(self, org_id: uuid.UUID, machine: str, instance: str) -> None:
+        with self._db.transaction() as session:
+            instance_rows.delete_one(session, machine_rows.get(session, org_id, machine),
+                                     instance)
+

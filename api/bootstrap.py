@@ -39,7 +39,8 @@ class InitResult:
 
 def open_database(settings: Settings) -> Database:
     """The database, migrated to the newest schema."""
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size,
+                  durable=settings.durability == "sync")
     db.migrate()
     return db
 

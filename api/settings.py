@@ -3,6 +3,8 @@ then passed down. Nothing reads the environment at import time."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -13,6 +15,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BACKSTATE_", extra="ignore")
 
     database_url: str = "sqlite:///./backstate.db"
+    # "sync": an answered request's commits are synced to disk first (SQLite synchronous=FULL,
+    # PostgreSQL synchronous_commit=on). "relaxed": they may still be in the operating
+    # system's (or PostgreSQL's) buffers: a power loss or OS crash (or, on PostgreSQL, a crash
+    # of its server) can lose the last ones; a crash of backstate itself loses nothing.
+    durability: Literal["sync", "relaxed"] = "sync"
     # Signs upload tokens and signed ids, and (through HKDF) encrypts key secrets at rest.
     # Unset: a random one is generated on first start and kept in the database (`server_meta`),
     # which is convenient but means a copy of the database alone can open the key secrets.

@@ -15,11 +15,14 @@ step began:
   transaction as `inner`'s write, fenced by the claim: a timer cancelled, re-armed or taken by
   another process meanwhile raises TimerSupersededError and nothing is written.
 
-A step's last commit (`Macrostep.last`) also releases the lease (or never takes it).
+A step's last commit (`Macrostep.last`) also releases the lease (or never takes it). Every
+strategy checks before it writes, so commits of different steps can share a transaction
+(`committer.py`).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,9 +30,9 @@ from typing import Any, Protocol
 
 from runtime.clock import Clock
 from runtime.errors import ConflictError, TimerSupersededError
+from runtime.instances.committer import GroupCommitter
 from runtime.instances.leases import LeaseKeeper
 from runtime.results import InstanceState, Macrostep
-from runtime.store import Database
 from runtime.store import commits as rows
 from runtime.store.clock import to_datetime
 from runtime.store.leases import Lease
@@ -107,10 +110,12 @@ class ConsumingTimer:
         return self.inner.claims
 
     def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
-        if not rows.consume_timer(tx, self.timer_id, self.claim):
+        if not rows.hold_timer(tx, self.timer_id, self.claim):
             raise TimerSupersededError(
                 f"timer {self.send_id!r} was cancelled, re-armed or delivered meanwhile")
-        return self.inner.write(tx, w)
+        done = self.inner.write(tx, w)
+        rows.consume_timer(tx, self.timer_id, self.claim)
+        return done
 
 
 @dataclass(frozen=True)
@@ -128,9 +133,9 @@ Committed = Callable[[Macrostep, rows.Committed], None]
 class StepCommits:
     """The runtime's `on_commit` hook for one step (called on the step's thread, in order)."""
 
-    def __init__(self, db: Database, clock: Clock, keeper: LeaseKeeper, lease: Lease, *,
-                 first: Strategy, at: Position, committed: Committed):
-        self._db = db
+    def __init__(self, committer: GroupCommitter, clock: Clock, keeper: LeaseKeeper,
+                 lease: Lease, *, first: Strategy, at: Position, committed: Committed):
+        self._committer = committer
         self._clock = clock
         self._keeper = keeper
         self._lease = lease
@@ -147,8 +152,7 @@ class StepCommits:
             ts=max(now_ms, self._at.ts + 1),  # strictly increasing, even if the clock is not
             now_ms=now_ms, owner=self._keeper.owner, lease_expires_at=self._keeper.expiry(),
         )  # fmt: skip
-        with self._db.raw() as tx:
-            done = strategy.write(tx, write)
+        done = self._committer.commit(functools.partial(strategy.write, w=write))
         self._at = Position(done.seq, done.ts, done.view)
         self.count += 1
         if step.last:  # that commit released the lease (or never took it)

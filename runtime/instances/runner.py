@@ -33,6 +33,7 @@ from runtime.instances.commits import (
     StepCommits,
     Strategy,
 )
+from runtime.instances.committer import GroupCommitter
 from runtime.instances.feed import Feed, StateCommitted
 from runtime.instances.leases import LeaseKeeper
 from runtime.results import InstanceState, Macrostep, StepResult
@@ -51,6 +52,7 @@ class Runner:
     def __init__(self, db: Database, clock: Clock, keeper: LeaseKeeper, feed: Feed, *,
                  on_timers_armed: Callable[[], None]):
         self._db = db
+        self.committer = GroupCommitter(db)
         self._clock = clock
         self._keeper = keeper
         self._feed = feed
@@ -106,8 +108,8 @@ class Runner:
             if step.timers:
                 self._on_timers_armed()
 
-        return StepCommits(self._db, self._clock, self._keeper, lease, first=first, at=at,
-                           committed=committed)
+        return StepCommits(self.committer, self._clock, self._keeper, lease, first=first,
+                           at=at, committed=committed)
 
     def _save_cut_off(self, lease: Lease, result: StepResult, before: list[str]) -> None:
         """Each commit stored the services running after it; the step's end may differ (the

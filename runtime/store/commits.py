@@ -1,12 +1,15 @@
 """The writes of a step: each macrostep's state, transition and timer changes, together.
 
-Every write of a step goes through `insert_first` / `commit`, each inside one short transaction
-(`Database.raw`) that holds the macrostep's new state, its transition row and its timer changes
-together. `commit` is fenced: it only updates the row while the caller's lease token is still
-the instance's, so a step that lost its lease (expired, instance deleted) can never overwrite
-someone else's work. `commit_unleased` is the first commit of a step that ran without taking
-the lease (see `leases.peek`): a compare-and-set on the sequence number the step read, which
-takes the lease for the step's later commits unless it is also its last.
+Each function writes one macrostep — its new state, its transition row and its timer changes —
+inside a transaction the caller holds. Each checks its condition first (a fence, a
+compare-and-set, a name not taken, a timer still claimed) and, when that fails, raises a
+ConflictError having written nothing and leaving the transaction usable: several steps' writes
+can share one transaction and one sync (runtime/instances/committer.py). `commit` is fenced: it
+only updates the row while the caller's lease token is still the instance's, so a step that lost
+its lease (expired, instance deleted) can never overwrite someone else's work. `commit_unleased`
+is the first commit of a step that ran without taking the lease (see `leases.peek`): a
+compare-and-set on the sequence number the step read, which takes the lease for the step's later
+commits unless it is also its last.
 
 Timers are keyed by (instance, send_id). Re-arming an id that is still pending *replaces* it
 (new event and due time, attempts reset): last write wins, so an id names at most one pending
@@ -23,13 +26,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.elements import ClauseElement
 
-from runtime.errors import ConflictError, InstanceChangedError
+from runtime.errors import ConflictError, InstanceChangedError, NotFoundError
 from runtime.results import Macrostep
 from runtime.results import Timer as ArmedTimer
 from runtime.store.instances import RUNNING
@@ -43,8 +46,15 @@ _timers = table(Timer)
 _t = _timers.c
 _fenced = (_i.id == bindparam("instance_id"), _i.lease_token == bindparam("token"))
 
+def _insert_new(dialect: Dialect) -> ClauseElement:
+    # A name taken already writes nothing (rowcount 0) instead of failing the transaction,
+    # which other steps' commits may share (see runtime/instances/committer.py).
+    insert_for = pg_insert if dialect.name == "postgresql" else sqlite_insert
+    return insert_for(_instances).values(status=RUNNING, seq=1).on_conflict_do_nothing()
+
+
 _INSERT_INSTANCE = Prepared(
-    insert(_instances).values(status=RUNNING, seq=1),
+    _insert_new,
     column_keys=[
         "id", "machine_id", "slug", "version_id", "state_json", "context", "view", "ts",
         "cut_off", "lease_owner", "lease_token", "lease_expires_at", "created_at",
@@ -88,9 +98,14 @@ _RECORD = Prepared(
     insert(table(Transition)),
     column_keys=["instance_id", "seq", "event", "state", "created_at"],
 )
-_CONSUME_TIMER = Prepared(
-    delete(_timers).where(_t.id == bindparam("timer_id"), _t.claimed_by == bindparam("claim"))
-)
+_claimed = (_t.id == bindparam("timer_id"), _t.claimed_by == bindparam("claim"))
+_CONSUME_TIMER = Prepared(delete(_timers).where(*_claimed))
+# Checked before anything else of a delivery is written (and locked on PostgreSQL until the
+# delivery's commit), so a stale delivery fails without writing: see `consume_timer`.
+_HOLD_TIMER = {
+    "postgresql": Prepared(select(_t.id).where(*_claimed).with_for_update(), returns=[_t.id]),
+    "sqlite": Prepared(select(_t.id).where(*_claimed), returns=[_t.id]),
+}
 _CLEAR_TIMERS = Prepared(delete(_timers).where(_t.instance_id == bindparam("instance_id")))
 _CANCEL_TIMER = Prepared(
     delete(_timers).where(
@@ -162,9 +177,12 @@ def insert_first(
         "created_at": now,
     }
     try:
-        tx.execute(_INSERT_INSTANCE, row)
-    except tx.integrity_error as exc:
-        raise ConflictError(f"instance {slug!r} already exists", code="already-exists") from exc
+        inserted = tx.execute(_INSERT_INSTANCE, row)
+    except tx.integrity_error as exc:  # the machine or its version was deleted meanwhile
+        raise NotFoundError(f"instance {slug!r} cannot be created: its machine version is "
+                            "gone", parameter="machineVersionId") from exc
+    if inserted != 1:
+        raise ConflictError(f"instance {slug!r} already exists", code="already-exists")
     _record(tx, lease.instance_id, 1, step, now)
     return Committed(seq=1, ts=ts, view=view)
 
@@ -232,9 +250,17 @@ def _new_state(step: Macrostep, view: dict[str, Any], ts: int, seq: int) -> dict
     }
 
 
+def hold_timer(tx: RawTransaction, timer_id: int, claim: str) -> bool:
+    """Whether the claimed timer is still ours to deliver (locking it on PostgreSQL until the
+    transaction ends); False if it was re-armed, cancelled or re-claimed meanwhile. Written
+    nothing either way: the delivery's own writes come next, then `consume_timer`."""
+    params = {"timer_id": timer_id, "claim": claim}
+    return tx.first(_HOLD_TIMER[tx.dialect_name], params) is not None
+
+
 def consume_timer(tx: RawTransaction, timer_id: int, claim: str) -> bool:
-    """Delete a delivered timer in the delivery's first commit; False if it was re-armed,
-    cancelled or re-claimed meanwhile (see `timers.py`)."""
+    """Delete a delivered timer; False if it was re-armed, cancelled or re-claimed
+    meanwhile (see `timers.py`)."""
     return tx.execute(_CONSUME_TIMER, {"timer_id": timer_id, "claim": claim}) == 1
 
 

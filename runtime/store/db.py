@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -36,13 +37,18 @@ CHECKPOINT_S = 0.5  # SQLite: how often the WAL is copied back (see sqlite.Check
 class Database:
     """One per process: owns the engine and hands out short transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000):
+    def __init__(self, url: str, *, pool_size: int = 10, busy_timeout_ms: int = 30_000,
+                 durable: bool = True):
+        """`durable`: a commit returns only once it is synced to disk (SQLite's
+        `synchronous=FULL`, PostgreSQL's `synchronous_commit=on`); otherwise a power loss or an
+        operating-system crash may lose the last commits a caller was told succeeded."""
         self.url = url
+        self.durable = durable
         file = database_file(url) if make_url(url).get_backend_name() == "sqlite" else None
         self._checkpointer = Checkpointer(file, CHECKPOINT_S) if file else None
         auto_checkpoint = self._checkpointer is None
         self.engine = _create_engine(url, pool_size=pool_size, busy_timeout_ms=busy_timeout_ms,
-                                     auto_checkpoint=auto_checkpoint)
+                                     auto_checkpoint=auto_checkpoint, durable=durable)
         if self._checkpointer is not None:
             self._checkpointer.start()
         self._raw_pool = RawPool(self.engine, pool_size)
@@ -110,14 +116,25 @@ class Database:
 
 
 def _create_engine(
-    url: str, *, pool_size: int, busy_timeout_ms: int, auto_checkpoint: bool
+    url: str, *, pool_size: int, busy_timeout_ms: int, auto_checkpoint: bool, durable: bool
 ) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return sqlite_engine(url, busy_timeout_ms=busy_timeout_ms,
-                             auto_checkpoint=auto_checkpoint)
+                             auto_checkpoint=auto_checkpoint, durable=durable)
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(
+    engine = create_engine(
         parsed, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True
     )
+    if not durable:
+        event.listen(engine, "connect", _relaxed_postgres)
+    return engine
+
+
+def _relaxed_postgres(dbapi_conn: Any, _record: Any) -> None:
+    # The server acknowledges a commit before its WAL reaches the disk; a crash of the
+    # PostgreSQL server (not of backstate) may lose the last ones, never corrupt anything.
+    with dbapi_conn.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    dbapi_conn.commit()

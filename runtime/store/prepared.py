@@ -101,6 +101,10 @@ class RawTransaction:
         self._dialect = dialect
 
     @property
+    def dialect_name(self) -> str:
+        return str(self._dialect.name)
+
+    @property
     def integrity_error(self) -> type[Exception]:
         """The driver's IntegrityError (a unique or foreign key violation), to catch."""
         return cast(type[Exception], self._dialect.loaded_dbapi.IntegrityError)

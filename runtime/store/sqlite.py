@@ -1,6 +1,7 @@
 """SQLite specifics: the engine's pragmas and how its writers queue.
 
-SQLite runs in WAL mode with a busy timeout and foreign keys on. Every write transaction starts
+SQLite runs in WAL mode with a busy timeout and foreign keys on, and syncs the WAL at every
+commit unless the server runs relaxed. Every write transaction starts
 with `BEGIN IMMEDIATE`: it takes the write lock up front, so two writers queue instead of
 failing when a read lock cannot be upgraded. Read-only transactions start with a plain deferred
 `BEGIN`: in WAL mode readers never wait for the writer.
@@ -48,7 +49,8 @@ def database_file(url: str) -> str | None:
     return path
 
 
-def sqlite_engine(url: str, *, busy_timeout_ms: int, auto_checkpoint: bool = True) -> Engine:
+def sqlite_engine(url: str, *, busy_timeout_ms: int, auto_checkpoint: bool = True,
+                  durable: bool = True) -> Engine:
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
@@ -63,7 +65,10 @@ def sqlite_engine(url: str, *, busy_timeout_ms: int, auto_checkpoint: bool = Tru
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit syncs the WAL before it returns. NORMAL syncs only at checkpoints:
+        # a power loss or an operating-system crash may lose the last commits (a crash of the
+        # process alone loses nothing), so it is only the relaxed mode's (see `Durability`).
+        cursor.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         if not auto_checkpoint:  # a `Checkpointer` does it
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()

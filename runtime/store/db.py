@@ -103,7 +103,8 @@ class Database:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            # "heads": branches merged from parallel work each bring their own head.
+            command.upgrade(config, "heads")
             conn.commit()
 
     def dispose(self) -> None:

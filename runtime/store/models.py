@@ -165,3 +165,46 @@ class Timer(Base):
         UniqueConstraint("instance_id", "send_id", name="uq_timers_instance_send"),
         Index("ix_timers_due", "due_at_ms"),
     )
+
+
+# SQLite makes an `INTEGER PRIMARY KEY` the table's rowid (BigInteger would not be).
+_ROW_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class StateChange(Base):
+    """A committed state, written in the transaction of its macrostep and kept a short while,
+    for realtime subscribers in other processes (`runtime/realtime/`): the instance row only
+    holds the latest state, and a subscriber must see every one.
+
+    `id` grows in commit order on SQLite (writers are serialized), which lets a process tail the
+    table; on PostgreSQL a trigger notifies listeners instead (migration 0005). `view` is the
+    public view as JSON text; `state_json` and `version_id` are what `allowRead` needs."""
+
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    instance_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[int] = mapped_column(BigInteger)
+    version_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    view: Mapped[str] = mapped_column(Text)
+    state_json: Mapped[str] = mapped_column(Text)
+
+
+class MachineLog(Base):
+    """One entry of a machine's console output (or a line of the runtime's own about it):
+    consecutive lines of one step on one stream at one millisecond share an entry, as State
+    Backed's `/logs` entries do. Names, not ids: entries outlive deleted instances."""
+
+    __tablename__ = "machine_logs"
+
+    id: Mapped[int] = mapped_column(_ROW_ID, primary_key=True, autoincrement=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    machine: Mapped[str] = mapped_column(String(128))
+    instance: Mapped[str] = mapped_column(String(128))
+    version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    stream: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_machine_logs_org_ts", "org_id", "ts_ms", "id"),)

@@ -226,7 +226,7 @@ const ops = {
       machineInstanceName: args.instanceName, state: current.value, context: current.context,
       authContext: args.authContext,
     });
-    return { allowed: true };
+    return { allowed: true, logs: __bs.takeLogs() };
   },
 
   // Called by the host after it ran jobs and due timers: what happened since the last poll.

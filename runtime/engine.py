@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from runtime.clock import Clock, SystemClock
-from runtime.errors import BundleError, MachineError, SandboxError
+from runtime.errors import BackstateError, BundleError, MachineError, SandboxError
 from runtime.limits import RuntimeLimits
-from runtime.results import CommitHook, StepResult
+from runtime.results import CommitHook, LogLine, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.prelude import prelude_source
 from runtime.sandbox.vm import VM, Engine, Snapshot
-from runtime.step import Step
+from runtime.step import Step, log_line
 
 __all__ = ["LoadedVersion", "Runtime", "RuntimeLimits"]
 
@@ -122,15 +122,21 @@ class Runtime:
         return self._step(version, args, on_commit)
 
     def read(self, version: LoadedVersion, *, instance_name: str, state_json: str,
-             auth_context: dict[str, Any]) -> None:
-        """Raise RejectedByAuthorizerError unless allowRead lets `auth_context` read."""
+             auth_context: dict[str, Any]) -> list[LogLine]:
+        """Raise RejectedByAuthorizerError unless allowRead lets `auth_context` read; the
+        lines allowRead printed (on an error, they are its `logs`)."""
         args = {"op": "read", "instanceName": instance_name, "state": state_json,
                 "authContext": auth_context}
         vm = version.acquire()
+        step = Step(vm, self.limits, self.clock, self.fetcher)
         try:
-            Step(vm, self.limits, self.clock, self.fetcher).call(args)
+            reply = step.call(args)
+        except BackstateError as exc:
+            exc.logs = step.logs
+            raise
         finally:
             version.release(vm)
+        return [log_line(line) for line in reply.get("logs", ())]
 
     def _step(self, version: LoadedVersion, args: dict[str, Any],
               on_commit: CommitHook) -> StepResult:

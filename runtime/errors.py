@@ -30,11 +30,20 @@ machine may behave differently later, or the instance be resumed); the others ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runtime.results import LogLine
+
 
 class BackstateError(Exception):
     """Root of every error backstate raises on purpose."""
 
     code: str = "internal-error"
+    # The console lines a failed step printed before it failed (runtime/step.py attaches them):
+    # they are kept as the machine's logs although nothing of the step was committed.
+    logs: Sequence[LogLine] = ()
 
     def __init__(self, message: str, *, parameter: str | None = None, code: str | None = None):
         super().__init__(message)

@@ -53,6 +53,8 @@ class TimerSource(Protocol):
 
 
 Deliver = Callable[[Claimed], Awaitable[None]]
+# Told of each timer dropped after its last attempt, with why (the machine's logs show it).
+Dropped = Callable[[Claimed, str], None]
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,10 @@ class RetryPolicy:
 class Scheduler:
     def __init__(self, source: TimerSource, deliver: Deliver, clock: Clock, *,
                  retry: RetryPolicy | None = None, poll_s: float = 1.0, batch: int = 256,
-                 concurrency: int = 32):
+                 concurrency: int = 32, on_dropped: Dropped | None = None):
         self._source = source
         self._deliver = deliver
+        self._on_dropped = on_dropped
         self._clock = clock
         self._retry = retry or RetryPolicy()
         self._poll_s = poll_s
@@ -187,5 +190,7 @@ class Scheduler:
         self.dropped += 1
         log.error("timer %r of instance %s dropped after %d attempt(s): %s", timer.send_id,
                   timer.instance_id, attempt, exc)
+        if self._on_dropped is not None:
+            self._on_dropped(timer, f"its delivery failed {attempt} time(s), last: {exc}")
         await self._source.drop(timer)
 

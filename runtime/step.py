@@ -96,6 +96,7 @@ class Step:
         except BackstateError as exc:
             if not self.committed or not isinstance(exc, MachineError):
                 self._cancel_fetches()
+                exc.logs = list(self.logs)   # what it printed: the only trace a failed step leaves
                 raise
             return self._end_early(exc)
         return StepResult(self.committed, self._cut_off(), self.logs)
@@ -151,7 +152,7 @@ class Step:
                                "byte limit; the transition was not applied")
         now = self.clock.now_ms()
         view = raw["view"]
-        logs = [_log(line) for line in raw["logs"]]
+        logs = [log_line(line) for line in raw["logs"]]
         self.logs.extend(logs)
         return Macrostep(
             event=raw["event"],
@@ -227,7 +228,7 @@ class Step:
         self.inflight.clear()
 
     def _collect_logs(self, lines: list[dict[str, Any]]) -> None:
-        self.logs.extend(_log(line) for line in lines)
+        self.logs.extend(log_line(line) for line in lines)
 
 def encode_request(args: dict[str, Any]) -> str:
     """JSON for the VM, with the persisted state spliced in as it is stored: re-encoding it as
@@ -239,7 +240,7 @@ def encode_request(args: dict[str, Any]) -> str:
     return '{"state":' + state + "," + rest[1:]
 
 
-def _log(line: dict[str, Any]) -> LogLine:
+def log_line(line: dict[str, Any]) -> LogLine:
     stream: Literal["stdout", "stderr"] = "stderr" if line.get("stream") == "stderr" else "stdout"
     return LogLine(int(line.get("ts") or 0), stream, str(line.get("text", "")))
 

@@ -1,0 +1,71 @@
+"""What the instance core reports of each step's output: the console lines a step printed,
+whether it committed or failed, and the runtime's own lines about it.
+
+The core wraps each call into the sandbox (`step`, `read`); the lines go to a sink (the
+`LogWriter`, which stores them off the hot path) and never hold the step up. A step that is run
+again (it lost a compare-and-set, or its timer was delivered elsewhere) reached nothing, so its
+first run's lines are not kept: the second run prints them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from runtime.clock import Clock
+from runtime.errors import BackstateError, InstanceChangedError, MachineError, TimerSupersededError
+from runtime.logs.entries import RUNTIME_PREFIX, LogEntry, LogOrigin, entries
+from runtime.results import LogLine, StepResult
+
+Sink = Callable[[list[LogEntry]], None]
+R = TypeVar("R")
+_RUN_AGAIN = (InstanceChangedError, TimerSupersededError)
+
+
+class StepLogs:
+    def __init__(self, sink: Sink | None, clock: Clock):
+        self._sink = sink
+        self._clock = clock
+
+    def step(self, origin: LogOrigin, run: Callable[[], StepResult]) -> StepResult:
+        """`run()`, a create or a send; its lines kept whatever it ends with."""
+        if self._sink is None:
+            return run()
+        try:
+            result = run()
+        except _RUN_AGAIN:
+            raise
+        except BackstateError as exc:
+            self._failed(self._sink, origin, exc)
+            raise
+        if result.logs:
+            self._sink(entries(origin, result.logs))
+        return result
+
+    def read(self, origin: LogOrigin, run: Callable[[], Sequence[LogLine]]) -> None:
+        """`run()`, an `allowRead`, which returns the lines it printed."""
+        if self._sink is None:
+            run()
+            return
+        try:
+            lines = run()
+        except BackstateError as exc:
+            self._failed(self._sink, origin, exc)
+            raise
+        if lines:
+            self._sink(entries(origin, lines))
+
+    def runtime(self, origin: LogOrigin, text: str) -> None:
+        """A line of the runtime's own about this instance, on stderr."""
+        if self._sink is not None:
+            line = LogLine(self._clock.now_ms(), "stderr", RUNTIME_PREFIX + text)
+            self._sink(entries(origin, [line]))
+
+    def _failed(self, sink: Sink, origin: LogOrigin, exc: BackstateError) -> None:
+        lines = list(exc.logs)
+        if isinstance(exc, MachineError):  # the machine failed, not a caller or an authorizer
+            lines.append(LogLine(self._clock.now_ms(), "stderr",
+                                 f"{RUNTIME_PREFIX}the step failed and changed nothing: "
+                                 f"{exc.message}"))
+        if lines:
+            sink(entries(origin, lines))

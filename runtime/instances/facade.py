@@ -7,6 +7,7 @@
     state = await instances.send(org_id, "m", "i", {"type": "go"}, auth_context={...})
     state = await instances.read(org_id, "m", "i", auth_context={...})   # allowRead
     instances.feed.subscribe(listener)           # every committed state, see feed.py
+    Instances(..., logs=StepLogs(sink, clock))   # each step's console lines, see runtime/logs
     await instances.aclose()
 
 Plain values in (names, events, auth contexts), plain results out (`InstanceState`), errors
@@ -46,6 +47,7 @@ from runtime.instances.runner import Runner
 from runtime.instances.threads import Threads
 from runtime.instances.timers import TimerTable
 from runtime.instances.versions import Versions
+from runtime.logs import LogOrigin, StepLogs
 from runtime.results import InstanceState, StepResult
 from runtime.scheduler import RetryPolicy, Scheduler
 from runtime.store import Database
@@ -78,8 +80,9 @@ class InstancesConfig:
 
 class Instances:
     def __init__(self, db: Database, runtime: Runtime, clock: Clock,
-                 config: InstancesConfig | None = None):
+                 config: InstancesConfig | None = None, *, logs: StepLogs | None = None):
         config = config or InstancesConfig()
+        self.logs = logs or StepLogs(None, clock)
         self._db = db
         self._runtime = runtime
         self._locks = InstanceLocks()
@@ -98,6 +101,7 @@ class Instances:
             table, self.deliver_timer, clock,
             retry=RetryPolicy(attempts=config.timer_attempts, delay_s=config.timer_retry_s),
             poll_s=config.timer_poll_s, concurrency=config.timer_concurrency,
+            on_dropped=self._timer_dropped,
         )  # fmt: skip
         self._runner = Runner(db, clock, self._leases, self.feed,
                               on_timers_armed=self.scheduler.notify)
@@ -140,8 +144,10 @@ class Instances:
         version = self._versions.get(row.version_id)
 
         def body(commits: StepCommits) -> StepResult:
-            return self._runtime.create(version, instance_name=instance, context=context,
-                                        auth_context=auth_context, on_commit=commits)
+            return self.logs.step(LogOrigin(org_id, machine, instance, row.version_id),
+                                  functools.partial(
+                self._runtime.create, version, instance_name=instance, context=context,
+                auth_context=auth_context, on_commit=commits))
 
         return self._runner.create(row, body)
 
@@ -151,7 +157,7 @@ class Instances:
         resulting state."""
         self._check_event_size(event)
         target = Target.named(org_id, machine, instance)
-        body = functools.partial(self._send_body, event, auth_context, False)
+        body = functools.partial(self._send_body, org_id, machine, event, auth_context, False)
         async with self._locks.hold((org_id, machine, instance)):
             return await self._on_step_thread(
                 functools.partial(self._runner.existing, target, body))
@@ -163,7 +169,8 @@ class Instances:
         (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
         target = Target.with_id(timer.instance_id)
-        body = functools.partial(self._send_body, timer.event, {}, True)
+        body = functools.partial(self._send_body, timer.org_id, timer.machine, timer.event, {},
+                                 True)
         run = functools.partial(self._runner.existing, target, body, timer=timer)
         async with self._locks.hold((timer.org_id, timer.machine, timer.instance)):
             try:
@@ -171,25 +178,36 @@ class Instances:
             except TimerSupersededError:
                 return
 
-    def _send_body(self, event: dict[str, Any], auth_context: dict[str, Any], trusted: bool,
-                   current: Current, commits: StepCommits) -> StepResult:
-        return self._runtime.send(
-            self._versions.get(current.version_id), instance_name=current.slug,
-            state_json=current.state_json, event=event, auth_context=auth_context,
-            on_commit=commits, cut_off=list(current.cut_off), trusted=trusted,
-        )  # fmt: skip
+    def _send_body(self, org_id: uuid.UUID, machine: str, event: dict[str, Any],
+                   auth_context: dict[str, Any], trusted: bool, current: Current,
+                   commits: StepCommits) -> StepResult:
+        origin = LogOrigin(org_id, machine, current.slug, current.version_id)
+        return self.logs.step(origin, functools.partial(
+            self._runtime.send, self._versions.get(current.version_id),
+            instance_name=current.slug, state_json=current.state_json, event=event,
+            auth_context=auth_context, on_commit=commits, cut_off=list(current.cut_off),
+            trusted=trusted,
+        ))  # fmt: skip
 
     async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,
                    auth_context: dict[str, Any]) -> InstanceState:
         """The instance's state, if its `allowRead` lets `auth_context` see it."""
         row = await self._db_threads.run(functools.partial(self._row, org_id, machine, instance))
+        await self.authorize_read(org_id, machine, instance, version_id=row.version_id,
+                                  state_json=row.state_json, auth_context=auth_context)
+        return InstanceState(row.ts, row.view)
 
+    async def authorize_read(self, org_id: uuid.UUID, machine: str, instance: str, *,
+                             version_id: uuid.UUID, state_json: str,
+                             auth_context: dict[str, Any]) -> None:
+        """RejectedByAuthorizerError unless the instance's `allowRead` lets `auth_context`
+        see this state of it (also each state the realtime feed sends: runtime/realtime)."""
         def authorize() -> None:
-            self._runtime.read(self._versions.get(row.version_id), instance_name=instance,
-                               state_json=row.state_json, auth_context=auth_context)
+            self.logs.read(LogOrigin(org_id, machine, instance, version_id), functools.partial(
+                self._runtime.read, self._versions.get(version_id), instance_name=instance,
+                state_json=state_json, auth_context=auth_context))
 
         await self._on_step_thread(authorize)
-        return InstanceState(row.ts, row.view)
 
     # --- administration ------------------------------------------------------------------
 
@@ -205,6 +223,11 @@ class Instances:
         await self._db_threads.run(functools.partial(self._delete, org_id, machine, instance))
 
     # --- plumbing ------------------------------------------------------------------------
+
+    def _timer_dropped(self, timer: Claimed, reason: str) -> None:
+        if timer.org_id is not None:
+            origin = LogOrigin(timer.org_id, timer.machine, timer.instance, None)
+            self.logs.runtime(origin, f"timer {timer.send_id!r} dropped: {reason}")
 
     async def _on_step_thread(self, fn: Callable[[], T]) -> T:
         self._leases.keep_renewing()

@@ -52,12 +52,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        services.logs.start()
         await services.core.start(timers=settings.timers_enabled)
+        await services.realtime.start()
         _freeze_startup_heap()
         try:
             yield
         finally:
+            await services.realtime.aclose()
             await services.core.aclose()
+            services.logs.close()
             if own_runtime is not None:   # an injected runtime belongs to its owner
                 own_runtime.close()
             await _connections_returned(db)

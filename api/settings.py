@@ -74,6 +74,34 @@ class Settings(BaseSettings):
     timer_retry_s: float = 30.0
     timer_concurrency: int = 32
 
+    # Real time (`/rt`, runtime/realtime): a token that expired while a page stayed open is
+    # still accepted on reconnect for `rt_token_grace_s` (the official client builds its socket
+    # URL once, with the token it had then, and reconnects with it forever); a connection that
+    # sends nothing for `rt_idle_s` is closed (the client pings every 5 minutes); per
+    # connection at most `rt_max_subscriptions` instances and frames of `rt_max_frame_bytes`;
+    # a subscriber more than `rt_queue` states behind on an instance gets only the latest.
+    rt_token_grace_s: float = 24 * 3600
+    rt_idle_s: float = 600.0
+    rt_max_subscriptions: int = 100
+    rt_max_frame_bytes: int = 64 * 1024
+    rt_queue: int = 64
+    # SQLite: how often each process with subscribers looks for other processes' commits.
+    rt_poll_s: float = 0.005
+    # How long committed states stay in the change log other processes read them from.
+    rt_change_log_s: float = 30.0
+
+    # Machine logs (`GET /logs`, runtime/logs): kept `log_retention_s` and at most
+    # `log_max_rows_per_org` entries per org (pruned every `log_prune_s`); stored by a writer
+    # every `log_flush_s` from a buffer of `log_buffer_bytes` (a burst beyond it is dropped and
+    # counted); `/logs` shows entries once they are `log_settle_s` old, so a `watch` never
+    # passes an entry that is still on its way to the table.
+    log_retention_s: float = 7 * 24 * 3600
+    log_max_rows_per_org: int = 100_000
+    log_prune_s: float = 60.0
+    log_flush_s: float = 0.2
+    log_buffer_bytes: int = 16 << 20
+    log_settle_s: float = 2.0
+
     page_size: int = 100
     db_pool_size: int = 10
     # `backstate serve` processes sharing the port; steps stay serialized across them by the

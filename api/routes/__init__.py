@@ -2,7 +2,18 @@
 
 from fastapi import APIRouter
 
-from api.routes import billing, instances, keys, machines, members, orgs, uploads, versions
+from api.routes import (
+    billing,
+    instances,
+    keys,
+    logs,
+    machines,
+    members,
+    orgs,
+    realtime,
+    uploads,
+    versions,
+)
 
 ROUTERS: list[APIRouter] = [
     machines.router,
@@ -13,4 +24,6 @@ ROUTERS: list[APIRouter] = [
     orgs.router,
     billing.router,
     members.router,
+    logs.router,
+    realtime.router,
 ]

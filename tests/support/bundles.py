@@ -62,6 +62,47 @@ export const allowRead = () => true;
 export const allowWrite = () => true;
 """
 
+# Prints from actions, guards and both authorizers; `relay` commits three macrosteps for one
+# event, `ring` arms a 300 ms timer, `hide` reaches a state allowRead refuses, `grow` makes the
+# public context big. Strangers may read nothing, "blocked" may write nothing.
+CHATTY = """
+import { createMachine, assign, send } from "npm:xstate";
+const count = (c) => ({ count: c.count + 1, public: { count: c.count + 1 } });
+export default createMachine({
+  id: "chatty",
+  predictableActionArguments: true,
+  initial: "idle",
+  context: { count: 0, public: { count: 0 } },
+  states: {
+    idle: {
+      on: {
+        inc: { actions: [(c) => console.log("count was " + c.count), assign(count)] },
+        relay: "relay1",
+        hide: "secret",
+        ring: "ringing",
+        grow: { actions: assign((c, e) => ({ public: { count: c.count, blob: "x".repeat(e.size) } })) },
+        shout: { actions: () => console.error("shouting") },
+        boom: { actions: () => { console.log("about to throw"); throw new Error("boom"); } },
+        spin: { actions: () => { console.log("spinning"); for (;;) {} } },
+        guarded: { cond: () => { console.log("the guard says no"); return false; }, target: "secret" },
+      },
+    },
+    relay1: { entry: send("next"), on: { next: "relay2" } },
+    relay2: { entry: send("next"), on: { next: "idle" } },
+    secret: { on: { show: "idle" } },
+    ringing: { after: { 300: "idle" } },
+  },
+});
+export const allowRead = ({ state, authContext }) => {
+  console.log("allowRead for " + authContext.sub);
+  return state !== "secret" && authContext.sub !== "stranger";
+};
+export const allowWrite = ({ authContext }) => {
+  console.log("allowWrite for " + authContext.sub);
+  return authContext.sub !== "blocked";
+};
+"""
+
 NOT_A_MACHINE = """
 export default { hello: "world" };
 export const allowRead = () => true;

@@ -42,10 +42,11 @@ class ChangeLogPruner:
             return change_rows.newest_id(tx)
 
     def prune_below(self, below: int) -> None:
-        """Drop the rows with ids below `below`, in batches."""
+        """Drop the rows with ids below `below` (never the newest row), in batches."""
         while True:
             with self._db.raw_read() as tx:
                 oldest = change_rows.oldest_id(tx)
+                below = min(below, change_rows.newest_id(tx))
             if oldest is None or oldest >= below:
                 return
             with self._db.raw() as tx:

@@ -77,8 +77,9 @@ def test_logs_retrieve_shows_the_machines_console_lines(
 ) -> None:
     retrieved = flow["retrieve"]
     lines = _lines(retrieved["logs"])
-    assert ["moved by 2 from 0", "the timer fired", "moved by 3 from 2",
-            "moved by 4 from 5"] == [line for line in lines if "moved" in line or "timer" in line]
+    told = [line for line in lines if "moved" in line or "timer" in line]
+    assert told == ["moved by 2 from 0", "the timer fired", "moved by 3 from 2",
+                    "moved by 4 from 5"]
     entry = next(e for e in retrieved["logs"] if "moved by 2" in e["log"])
     assert entry["orgId"] == compat_server.org_id
     assert (entry["machineName"], entry["instanceName"], entry["outputType"]) == (

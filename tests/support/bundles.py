@@ -80,11 +80,16 @@ export default createMachine({
         relay: "relay1",
         hide: "secret",
         ring: "ringing",
-        grow: { actions: assign((c, e) => ({ public: { count: c.count, blob: "x".repeat(e.size) } })) },
+        grow: {
+          actions: assign((c, e) => ({ public: { count: c.count, blob: "x".repeat(e.size) } })),
+        },
         shout: { actions: () => console.error("shouting") },
         boom: { actions: () => { console.log("about to throw"); throw new Error("boom"); } },
         spin: { actions: () => { console.log("spinning"); for (;;) {} } },
-        guarded: { cond: () => { console.log("the guard says no"); return false; }, target: "secret" },
+        guarded: {
+          cond: () => { console.log("the guard says no"); return false; },
+          target: "secret",
+        },
       },
     },
     relay1: { entry: send("next"), on: { next: "relay2" } },

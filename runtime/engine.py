@@ -15,12 +15,19 @@ stay compiled is the caller's choice (`runtime/instances/versions.py` keeps the 
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from pathlib import Path
 from typing import Any
 
 from runtime.clock import Clock, SystemClock
-from runtime.errors import BackstateError, BundleError, MachineError, SandboxError
+from runtime.errors import (
+    BackstateError,
+    BundleError,
+    MachineError,
+    RejectedByAuthorizerError,
+    SandboxError,
+)
 from runtime.limits import RuntimeLimits
 from runtime.results import CommitHook, LogLine, StepResult
 from runtime.sandbox import hostcalls
@@ -30,6 +37,9 @@ from runtime.sandbox.vm import VM, Engine, Snapshot
 from runtime.step import Step, log_line
 
 __all__ = ["LoadedVersion", "Runtime", "RuntimeLimits"]
+
+# One verdict per reader (None: allowed), and the lines allowRead printed.
+ReadVerdicts = tuple[list[BackstateError | None], list[LogLine]]
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js_shims"
 XSTATE_ESM = Path("node_modules") / "xstate" / "dist" / "xstate.web.js"
@@ -138,6 +148,25 @@ class Runtime:
             version.release(vm)
         return [log_line(line) for line in reply.get("logs", ())]
 
+    def read_many(self, version: LoadedVersion, *, instance_name: str, state_json: str,
+                  auth_contexts: list[dict[str, Any]]) -> ReadVerdicts:
+        """allowRead's verdict for each of `auth_contexts` (None: allowed) in one call, and
+        the lines it printed. A failure of the call itself raises, as `read` does."""
+        args = {"op": "readMany", "instanceName": instance_name, "state": state_json,
+                "authContexts": auth_contexts, "now": self.clock.now_ms(),
+                "seed": secrets.token_hex(32)}
+        vm = version.acquire()
+        step = Step(vm, self.limits, self.clock, self.fetcher)
+        try:
+            reply = step.call(args)
+        except BackstateError as exc:
+            exc.logs = step.logs
+            raise
+        finally:
+            version.release(vm)
+        verdicts = [None if v is None else _read_error(v) for v in reply["verdicts"]]
+        return verdicts, [log_line(line) for line in reply.get("logs", ())]
+
     def _step(self, version: LoadedVersion, args: dict[str, Any],
               on_commit: CommitHook) -> StepResult:
         vm = version.acquire()
@@ -145,6 +174,12 @@ class Runtime:
             return Step(vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
         finally:
             version.release(vm)
+
+
+def _read_error(info: dict[str, Any]) -> BackstateError:
+    if info.get("code") in ("rejected-by-machine-authorizer", "authorizer-error"):
+        return RejectedByAuthorizerError(info.get("message", "allowRead rejected the request"))
+    return MachineError(info.get("message", "allowRead failed"), code=info.get("code"))
 
 
 def _call(vm: VM, args: dict[str, Any]) -> dict[str, Any]:

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runtime.clock import Clock
-from runtime.engine import Runtime
+from runtime.engine import ReadVerdicts, Runtime
 from runtime.errors import (
+    BackstateError,
     ConflictError,
     InvalidRequestError,
     PayloadTooLargeError,
@@ -205,9 +206,23 @@ class Instances:
         def authorize() -> None:
             self.logs.read(LogOrigin(org_id, machine, instance, version_id), functools.partial(
                 self._runtime.read, self._versions.get(version_id), instance_name=instance,
-                state_json=state_json, auth_context=auth_context))
+                state_json=state_json, auth_context=auth_context), lambda lines: lines)
 
         await self._on_step_thread(authorize)
+
+    async def authorize_reads(self, org_id: uuid.UUID, machine: str, instance: str, *,
+                              version_id: uuid.UUID, state_json: str,
+                              auth_contexts: list[dict[str, Any]]) -> list[BackstateError | None]:
+        """`allowRead`'s verdict on this state for each of `auth_contexts` (None: allowed),
+        in one call into the sandbox: the realtime feed's check of a state for its readers."""
+        def authorize() -> ReadVerdicts:
+            return self.logs.read(LogOrigin(org_id, machine, instance, version_id),
+                                  functools.partial(
+                self._runtime.read_many, self._versions.get(version_id), instance_name=instance,
+                state_json=state_json, auth_contexts=auth_contexts), lambda done: done[1])
+
+        verdicts, _lines = await self._on_step_thread(authorize)
+        return verdicts
 
     # --- administration ------------------------------------------------------------------
 

@@ -42,18 +42,20 @@ class StepLogs:
             self._sink(entries(origin, result.logs))
         return result
 
-    def read(self, origin: LogOrigin, run: Callable[[], Sequence[LogLine]]) -> None:
-        """`run()`, an `allowRead`, which returns the lines it printed."""
+    def read(self, origin: LogOrigin, run: Callable[[], R],
+             lines_of: Callable[[R], Sequence[LogLine]]) -> R:
+        """`run()`, an `allowRead` (or several); `lines_of` its result: the lines it printed."""
         if self._sink is None:
-            run()
-            return
+            return run()
         try:
-            lines = run()
+            result = run()
         except BackstateError as exc:
             self._failed(self._sink, origin, exc)
             raise
+        lines = lines_of(result)
         if lines:
             self._sink(entries(origin, lines))
+        return result
 
     def runtime(self, origin: LogOrigin, text: str) -> None:
         """A line of the runtime's own about this instance, on stderr."""

@@ -84,11 +84,14 @@ class PostgresListener:
                 self._connection = None
 
     def _receive(self) -> None:
-        ids = []
-        for notify in self._connection.notifies(timeout=WAIT_S, stop_after=1):
-            id_, instance, seq = notify.payload.split()
-            if self._hub.watched(uuid.UUID(instance), int(seq)):
-                ids.append(int(id_))
+        """Wait for a notification, take every other one already there, and read the watched
+        ones' states in one query."""
+        ids: list[int] = []
+        for timeout, stop_after in ((WAIT_S, 1), (0.0, None)):
+            for notify in self._connection.notifies(timeout=timeout, stop_after=stop_after):
+                id_, instance, seq = notify.payload.split()
+                if self._hub.watched(uuid.UUID(instance), int(seq)):
+                    ids.append(int(id_))
         if not ids:
             return
         with self._connection.cursor() as cursor:

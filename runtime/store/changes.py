@@ -19,7 +19,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, Uuid, bindparam, delete, func, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Text,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
@@ -53,7 +65,13 @@ _AFTER = Prepared(
     select(*_COLUMNS).where(_c.id > bindparam("after")).order_by(_c.id).limit(bindparam("n")),
     returns=_COLUMNS,
 )
-_BY_ID = Prepared(select(*_COLUMNS).where(_c.id == bindparam("id")), returns=_COLUMNS)
+# PostgreSQL only (what its listener reads): one array parameter, not an expanding IN list.
+_BY_IDS = Prepared(
+    select(*_COLUMNS)
+    .where(_c.id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger()))))
+    .order_by(_c.id),
+    returns=_COLUMNS,
+)
 _PRUNE = Prepared(delete(_log).where(_c.id < bindparam("below")))
 
 
@@ -114,8 +132,8 @@ def after(cursor: Any, dialect: Dialect, last_id: int, limit: int) -> list[Row]:
 
 
 def by_ids(cursor: Any, dialect: Dialect, ids: list[int]) -> list[Row]:
-    found = [Row(*row) for id_ in ids for row in _rows(cursor, dialect, _BY_ID, {"id": id_})]
-    return sorted(found, key=lambda row: row.id)
+    """The rows with these ids, oldest first (PostgreSQL)."""
+    return [Row(*row) for row in _rows(cursor, dialect, _BY_IDS, {"ids": ids})]
 
 
 def since(session: Session, instance_id: uuid.UUID, seq: int) -> list[Row]:

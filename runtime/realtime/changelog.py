@@ -1,10 +1,12 @@
 """Keeping the change log short: it only bridges the moment between a commit and the other
 processes' reading of it (milliseconds), so a state is dropped once it is `retention_s` old.
 
-Every `retention_s`, each process notes the newest id and drops the rows below the id it noted
-the round before, a few thousand per transaction (a long delete would hold SQLite's one writer
-up). The row noted is never dropped, so the log is never empty and SQLite never hands out an
-id a reader has passed. Several processes doing this at once only repeat each other.
+The log itself is written by triggers on `instances` (migration 0005); `check_logged` makes
+sure they are there when the server starts. Every `retention_s`, each process notes the newest
+id and drops the rows below the id it noted the round before, a few thousand per transaction (a
+long delete would hold SQLite's one writer up). The row noted is never dropped, so the log is
+never empty and SQLite never hands out an id a reader has passed. Several processes doing this
+at once only repeat each other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,18 @@ from runtime.store import changes as change_rows
 
 log = logging.getLogger("backstate.realtime")
 BATCH = 5000
+
+
+def check_logged(db: Database) -> None:
+    """Refuse to serve real time silently broken: the triggers that log each state must be
+    there (see migration 0005)."""
+    with db.read() as session:
+        missing = change_rows.missing_triggers(session)
+    if missing:
+        raise RuntimeError(
+            f"the change log's triggers on `instances` are missing ({', '.join(missing)}): a "
+            "migration that rebuilt the table dropped them; it must create them again "
+            "(runtime/store/migrations/versions/0005_realtime.py)")
 
 
 class ChangeLogPruner:

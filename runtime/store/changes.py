@@ -1,14 +1,14 @@
-"""The change log: every committed state, kept a short while for other processes' realtime
-subscribers (`runtime/realtime/`).
+"""The change log: every state written to an instance row, kept a short while for other
+processes' realtime subscribers (`runtime/realtime/`).
 
-`record` runs in the transaction of each macrostep's commit (`commits.py`), so a state is in the
-log exactly when it is committed; the version is read from the instance row the same
-transaction just wrote. Readers run on connections of their own (the realtime sources' threads)
-and pass their DBAPI cursor: `after` tails the log by id (SQLite, where ids grow in commit
-order), `by_ids` fetches what PostgreSQL notified, `since` is the slow path that fills a gap
-some other way left (a scan: the log has no index but its primary key, to keep commits cheap).
-`prune` drops what is older than the retention; it never drops the newest row, so SQLite never
-hands out an id a reader has already passed.
+Triggers on `instances` write it (migration 0005), in the transaction that writes the state, so
+a state is in the log exactly when it is committed, whoever wrote it, and a commit pays no
+statement of its own for it. Readers run on connections of their own (the realtime sources'
+threads) and pass their DBAPI cursor: `after` tails the log by id (SQLite, where ids grow in
+commit order), `by_ids` fetches what PostgreSQL notified; `since` is the slow path that fills a
+gap some other way left (a scan: the log has no index but its primary key, to keep commits
+cheap). `prune` drops what is older than the retention; it never drops the newest row, so
+SQLite never hands out an id a reader has already passed.
 """
 
 from __future__ import annotations
@@ -19,18 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    Text,
-    Uuid,
-    any_,
-    bindparam,
-    delete,
-    func,
-    insert,
-    select,
-)
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -43,22 +32,10 @@ from runtime.store.prepared import Prepared, RawTransaction
 
 _log = table(StateChange)
 _c = _log.c
-_instances = table(Instance).c
+# Created by migration 0005, named here to check they are there.
+TRIGGERS = ("instances_log_insert", "instances_log_update")
 _COLUMNS = (_c.id, _c.instance_id, _c.seq, _c.ts, _c.version_id, _c.view, _c.state_json)
 
-_RECORD = Prepared(
-    insert(_log).from_select(
-        ["instance_id", "seq", "ts", "version_id", "view", "state_json"],
-        select(
-            bindparam("change_instance", type_=Uuid()),
-            bindparam("change_seq", type_=Integer()),
-            bindparam("change_ts", type_=BigInteger()),
-            _instances.version_id,
-            bindparam("change_view", type_=Text()),
-            bindparam("change_state", type_=Text()),
-        ).where(_instances.id == bindparam("change_instance")),
-    )
-)
 _MAX_ID = Prepared(select(func.max(_c.id)), returns=[_c.id])
 _MIN_ID = Prepared(select(func.min(_c.id)), returns=[_c.id])
 _AFTER = Prepared(
@@ -110,13 +87,16 @@ def current(session: Session, instance_id: uuid.UUID) -> Row:
     return Row(0, instance_id, seq, ts, version_id, json.dumps(view), state_json)
 
 
-def record(tx: RawTransaction, instance_id: uuid.UUID, seq: int, ts: int,
-           view: dict[str, Any], state_json: str) -> None:
-    """Log the state a commit just wrote to the instance row (in the commit's transaction)."""
-    tx.execute(_RECORD, {
-        "change_instance": instance_id, "change_seq": seq, "change_ts": ts,
-        "change_view": json.dumps(view, separators=(",", ":")), "change_state": state_json,
-    })  # fmt: skip
+def missing_triggers(session: Session) -> list[str]:
+    """The triggers that write the log that are not there (a batch migration of `instances`
+    on SQLite drops them with the table it replaces)."""
+    if session.get_bind().dialect.name == "postgresql":
+        query = ("SELECT tgname FROM pg_trigger WHERE tgrelid = 'instances'::regclass "
+                 "AND NOT tgisinternal")
+    else:
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'instances'"
+    present = set(session.execute(text(query)).scalars())
+    return [name for name in TRIGGERS if name not in present]
 
 
 def max_id(cursor: Any, dialect: Dialect) -> int:

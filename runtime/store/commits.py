@@ -35,7 +35,6 @@ from sqlalchemy.sql.elements import ClauseElement
 from runtime.errors import ConflictError, InstanceChangedError, NotFoundError
 from runtime.results import Macrostep
 from runtime.results import Timer as ArmedTimer
-from runtime.store import changes
 from runtime.store.instances import RUNNING
 from runtime.store.leases import CLAIMABLE, TAKEN, Lease
 from runtime.store.models import Instance, Timer, Transition, table
@@ -185,7 +184,6 @@ def insert_first(
     if inserted != 1:
         raise ConflictError(f"instance {slug!r} already exists", code="already-exists")
     _record(tx, lease.instance_id, 1, step, now)
-    changes.record(tx, lease.instance_id, 1, ts, view, step.state_json)
     return Committed(seq=1, ts=ts, view=view)
 
 
@@ -205,7 +203,6 @@ def commit(
             code="instance-busy",
         )
     _record(tx, lease.instance_id, seq, step, now)
-    changes.record(tx, lease.instance_id, seq, ts, view, step.state_json)
     return Committed(seq=seq, ts=ts, view=view)
 
 
@@ -237,7 +234,6 @@ def commit_unleased(
     if tx.execute(statement, {**params, **_new_state(step, view, ts, seq)}) != 1:
         raise InstanceChangedError("the instance changed during this step")
     _record(tx, lease.instance_id, seq, step, now)
-    changes.record(tx, lease.instance_id, seq, ts, view, step.state_json)
     return Committed(seq=seq, ts=ts, view=view)
 
 

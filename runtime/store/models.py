@@ -172,13 +172,14 @@ _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 
 
 class StateChange(Base):
-    """A committed state, written in the transaction of its macrostep and kept a short while,
-    for realtime subscribers in other processes (`runtime/realtime/`): the instance row only
-    holds the latest state, and a subscriber must see every one.
+    """A committed state, kept a short while for realtime subscribers in other processes
+    (`runtime/realtime/`): the instance row only holds the latest state, and a subscriber must
+    see every one. Written by triggers on `instances` (migration 0005) in the transaction that
+    writes the state.
 
     `id` grows in commit order on SQLite (writers are serialized), which lets a process tail the
-    table; on PostgreSQL a trigger notifies listeners instead (migration 0005). `view` is the
-    public view as JSON text; `state_json` and `version_id` are what `allowRead` needs."""
+    table; on PostgreSQL the trigger also notifies listeners. `view` is the public view as JSON
+    text; `state_json` and `version_id` are what `allowRead` needs."""
 
     __tablename__ = "state_changes"
 

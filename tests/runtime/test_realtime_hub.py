@@ -152,8 +152,29 @@ def test_watching_an_instance_that_does_not_exist_fails_and_leaves_nothing(db: D
     asyncio.run(scenario())
 
 
+def test_writing_an_instance_row_logs_its_state(db: Database) -> None:
+    """The change log is written by the database (triggers): a state written any way is in
+    it, in the writing transaction; a write that leaves `seq` alone is not a new state."""
+    _org, instance, version = make_instance(db, seq=1)
+    with db.transaction() as s:
+        row = s.get(Instance, instance)
+        assert row is not None
+        row.status = "paused"
+    with db.transaction() as s:
+        row = s.get(Instance, instance)
+        assert row is not None
+        row.seq, row.ts, row.view, row.state_json = 2, 1002, {"state": "b"}, '{"value":"b"}'
+    with db.read() as session:
+        assert change_rows.missing_triggers(session) == []
+        logged = change_rows.since(session, instance, 0)
+    assert [(r.seq, r.ts, r.version_id, r.parsed_view(), r.state_json) for r in logged] == [
+        (1, 1001, version, {"state": "a"}, "{}"),
+        (2, 1002, version, {"state": "b"}, '{"value":"b"}'),
+    ]
+
+
 def test_pruning_the_change_log_keeps_the_newest_row(db: Database) -> None:
-    _org, instance, version = make_instance(db)
+    _org, instance, version = make_instance(db, seq=0)   # logs state 0
     log(db, instance, version, list(range(1, 8)))
     with db.raw_read() as tx:
         newest = change_rows.newest_id(tx)
@@ -161,4 +182,4 @@ def test_pruning_the_change_log_keeps_the_newest_row(db: Database) -> None:
     pruner.prune_below(newest + 100)   # asked for more than allowed: the newest stays
     with db.read() as session:
         assert [row.seq for row in change_rows.since(session, instance, 0)] == [7]
-    assert pruner.pruned == 6
+    assert pruner.pruned == 7   # states 0 to 6

@@ -1,5 +1,12 @@
-"""Realtime: `state_changes`, every committed state kept a short while for other processes'
-subscribers, and on PostgreSQL a trigger that notifies their listeners.
+"""Realtime: `state_changes`, every state written to an instance row, logged by a trigger in
+the writing transaction and kept a short while for other processes' subscribers; on
+PostgreSQL the trigger also notifies their listeners.
+
+The log is written by the database, not by the commit code: whoever writes an instance's state
+(a step's commit, a creation, a future migration of instances) logs it, in the same
+transaction, at no extra round trip. SQLite drops a table's triggers with the table, and a
+batch migration of `instances` recreates it: such a migration must create these triggers again
+(the server checks they exist when it starts: runtime/realtime/changelog.py).
 
 Revision ID: 0005
 Revises: 0002
@@ -15,17 +22,30 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# The channel is per schema (several deployments, or test runs, may share one database) and
-# must stay under PostgreSQL's 63-byte limit whatever the schema's name: runtime/realtime/
-# postgres.py derives the same name.
-_NOTIFY = """
-CREATE FUNCTION backstate_state_committed() RETURNS trigger LANGUAGE plpgsql AS $$
+_SQLITE_LOG = """
+CREATE TRIGGER {name} AFTER {event} ON instances {when}
 BEGIN
+  INSERT INTO state_changes (instance_id, seq, ts, version_id, view, state_json)
+  VALUES (NEW.id, NEW.seq, NEW.ts, NEW.version_id, NEW.view, NEW.state_json);
+END
+"""
+# The notification channel is per schema (several deployments, or test runs, may share one
+# database) and must stay under PostgreSQL's 63-byte limit whatever the schema's name:
+# runtime/realtime/postgres.py derives the same name.
+_POSTGRES_LOG = """
+CREATE FUNCTION backstate_log_state() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  logged bigint;
+BEGIN
+  INSERT INTO state_changes (instance_id, seq, ts, version_id, view, state_json)
+  VALUES (NEW.id, NEW.seq, NEW.ts, NEW.version_id, NEW.view::text, NEW.state_json)
+  RETURNING id INTO logged;
   PERFORM pg_notify('backstate_' || left(md5(TG_TABLE_SCHEMA), 16),
-                    NEW.id || ' ' || NEW.instance_id || ' ' || NEW.seq);
+                    logged || ' ' || NEW.id || ' ' || NEW.seq);
   RETURN NULL;
 END $$
 """
+TRIGGERS = ("instances_log_insert", "instances_log_update")
 
 
 def upgrade() -> None:
@@ -44,14 +64,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )  # fmt: skip
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_NOTIFY)
-        op.execute(
-            "CREATE TRIGGER state_changes_notify AFTER INSERT ON state_changes "
-            "FOR EACH ROW EXECUTE FUNCTION backstate_state_committed()"
-        )
+        op.execute(_POSTGRES_LOG)
+        op.execute("CREATE TRIGGER instances_log_insert AFTER INSERT ON instances "
+                   "FOR EACH ROW EXECUTE FUNCTION backstate_log_state()")
+        op.execute("CREATE TRIGGER instances_log_update AFTER UPDATE OF seq ON instances "
+                   "FOR EACH ROW WHEN (NEW.seq <> OLD.seq) EXECUTE FUNCTION backstate_log_state()")
+    else:
+        op.execute(_SQLITE_LOG.format(name="instances_log_insert", event="INSERT", when=""))
+        op.execute(_SQLITE_LOG.format(name="instances_log_update", event="UPDATE OF seq",
+                                      when="WHEN NEW.seq <> OLD.seq"))
 
 
 def downgrade() -> None:
-    op.drop_table("state_changes")  # its trigger goes with it
+    for name in TRIGGERS:
+        op.execute(f"DROP TRIGGER {name}" + (
+            " ON instances" if op.get_bind().dialect.name == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP FUNCTION backstate_state_committed()")
+        op.execute("DROP FUNCTION backstate_log_state()")
+    op.drop_table("state_changes")

@@ -33,6 +33,7 @@ bench: setup
 	$(PY) bench/runtime.py
 	$(PY) bench/http_events.py
 	$(PY) bench/timers.py
+	$(PY) bench/realtime.py
 
 wasm:               ## rebuild runtime/sandbox/wasm/sandbox.wasm (needs clang-16, see build.sh)
 	PATH=$(abspath $(VENV))/bin:$$PATH runtime/sandbox/wasm/build.sh

@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="also run on this PostgreSQL database")
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))   # a socket per subscriber
     print(f"backstate serve --workers {args.workers}; {cpus()} CPUs; load generator apart")
     if not args.skip_sqlite:

@@ -135,37 +135,32 @@ class Runtime:
              auth_context: dict[str, Any]) -> list[LogLine]:
         """Raise RejectedByAuthorizerError unless allowRead lets `auth_context` read; the
         lines allowRead printed (on an error, they are its `logs`)."""
-        args = {"op": "read", "instanceName": instance_name, "state": state_json,
-                "authContext": auth_context}
-        vm = version.acquire()
-        step = Step(vm, self.limits, self.clock, self.fetcher)
-        try:
-            reply = step.call(args)
-        except BackstateError as exc:
-            exc.logs = step.logs
-            raise
-        finally:
-            version.release(vm)
+        reply = self._read(version, {"op": "read", "instanceName": instance_name,
+                                     "state": state_json, "authContext": auth_context})
         return [log_line(line) for line in reply.get("logs", ())]
 
     def read_many(self, version: LoadedVersion, *, instance_name: str, state_json: str,
                   auth_contexts: list[dict[str, Any]]) -> ReadVerdicts:
         """allowRead's verdict for each of `auth_contexts` (None: allowed) in one call, and
         the lines it printed. A failure of the call itself raises, as `read` does."""
-        args = {"op": "readMany", "instanceName": instance_name, "state": state_json,
-                "authContexts": auth_contexts, "now": self.clock.now_ms(),
-                "seed": secrets.token_hex(32)}
+        reply = self._read(version, {
+            "op": "readMany", "instanceName": instance_name, "state": state_json,
+            "authContexts": auth_contexts, "now": self.clock.now_ms(),
+            "seed": secrets.token_hex(32),
+        })  # fmt: skip
+        verdicts = [None if v is None else _read_error(v) for v in reply["verdicts"]]
+        return verdicts, [log_line(line) for line in reply.get("logs", ())]
+
+    def _read(self, version: LoadedVersion, args: dict[str, Any]) -> dict[str, Any]:
         vm = version.acquire()
         step = Step(vm, self.limits, self.clock, self.fetcher)
         try:
-            reply = step.call(args)
+            return step.call(args)
         except BackstateError as exc:
-            exc.logs = step.logs
+            exc.logs = step.logs   # what allowRead printed before it failed
             raise
         finally:
             version.release(vm)
-        verdicts = [None if v is None else _read_error(v) for v in reply["verdicts"]]
-        return verdicts, [log_line(line) for line in reply.get("logs", ())]
 
     def _step(self, version: LoadedVersion, args: dict[str, Any],
               on_commit: CommitHook) -> StepResult:

@@ -151,6 +151,11 @@ class Connection:
                 raise
         except BackstateError as exc:
             self._outbox.error(protocol.error_frame(message.request_id, exc))
+        except Exception:  # e.g. the database is unreachable: the server's fault, said so
+            log.exception("realtime: subscribing to %s/%s failed", message.machine,
+                          message.instance)
+            failed = BackstateError("subscribing failed on the server; try again")
+            self._outbox.error(protocol.error_frame(message.request_id, failed))
 
     def _authorized(self) -> Principal:
         if isinstance(self._caller, BackstateError):

@@ -16,6 +16,7 @@ from api.settings import Settings
 from runtime.errors import AuthError, BackstateError
 from runtime.instances import Instances
 from runtime.realtime import ChangeLogPruner, Readers, build_hub
+from runtime.realtime.changelog import check_logged
 from runtime.store import Database
 
 ORG_PARAM = "x-statebacked-org-id"
@@ -23,6 +24,7 @@ ORG_PARAM = "x-statebacked-org-id"
 
 class RealtimeService:
     def __init__(self, settings: Settings, db: Database, core: Instances, auth: Authenticator):
+        self._db = db
         self.hub = build_hub(db, core.feed, poll_s=settings.rt_poll_s)
         self.readers = Readers(core)
         self._pruner = ChangeLogPruner(db, settings.rt_change_log_s)
@@ -37,6 +39,7 @@ class RealtimeService:
         )
 
     async def start(self) -> None:
+        await asyncio.to_thread(check_logged, self._db)
         await self.hub.start()
         self._pruning = asyncio.ensure_future(self._pruner.run())
 

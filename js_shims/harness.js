@@ -14,8 +14,6 @@ const machine = bundle.default;
 
 const INTERNAL_EVENT = /^(xstate\.|done\.invoke\.|done\.state\.|error\.platform\.|error\.execution$)/;
 
-let run = null;   // the current step's interpreter and what it produced since the last poll
-
 function fail(code, message) {
   const err = new Error(message);
   err.bsCode = code;
@@ -110,16 +108,28 @@ function view(state) {
   return out;
 }
 
-// ---- one step's interpreter ----------------------------------------------------------------
+// ---- interpreters and the steps they run -----------------------------------------------------
+//
+// An interpreter's hooks write into the recorder of the step it is running (`holder.r`), so one
+// interpreter can serve several steps: warm VMs keep it between an instance's events (`live`).
 
-function startRun(initial, isCreate) {
-  const service = interpret(machineFor(initial), { deferEvents: true });
-  const r = { service, macrosteps: [], timers: [], cancels: [], error: null, started: false, stopping: false };
+let run = null;   // the recorder of the current step: its interpreter and what it produced
+
+// Instance key -> the interpreter holder of its last step, when that step settled cleanly and
+// the host asked to keep it (warm VMs, runtime/pool.py). The host's registry is the authority:
+// it sends `warm` only for a key it knows this VM keeps at the row's sequence number, and names
+// the keys to forget in `drop`.
+const live = new Map();
+
+function startInterpreter(initial, isCreate) {
+  const holder = { service: interpret(machineFor(initial), { deferEvents: true }), r: null };
+  const service = holder.service;
   // Delayed sends to self become durable timer rows; other delayed sends stay in-window.
   // Within one macrostep the host applies cancels before arms, so an arm-then-cancel pair must
   // not reach it as both (the cancelled event would still fire); a cancel-then-arm (snooze)
   // must. A send whose id is already armed replaces it: the earlier one never fires.
   service.defer = (action) => {
+    const r = holder.r;
     const to = action.to;
     if (to === undefined || to === "#_internal") {
       const id = String(action.id);
@@ -130,6 +140,7 @@ function startRun(initial, isCreate) {
     }
   };
   service.cancel = (sendId) => {
+    const r = holder.r;
     if (r.stopping) return;
     const id = String(sendId);
     r.timers = r.timers.filter((t) => t.id !== id);
@@ -140,14 +151,23 @@ function startRun(initial, isCreate) {
     try {
       return send(event, payload);
     } catch (err) {
-      if (!r.error) r.error = err;
+      if (!holder.r.error) holder.r.error = err;
       throw err;
     }
   };
   service.onTransition((state) => {
+    const r = holder.r;
     if (r.stopping || (!r.started && !isCreate)) return;   // restoring is not a transition
     r.macrosteps.push(record(state, r));
   });
+  return holder;
+}
+
+function beginStep(holder, key) {
+  const r = { holder, service: holder.service, key, macrosteps: [], timers: [], cancels: [],
+    error: null, started: false, stopping: false };
+  holder.r = r;
+  run = r;
   return r;
 }
 
@@ -186,20 +206,25 @@ function begin(args) {
 
 const ops = {
   create(args) {
+    forget(args);
     const base = machine.context;
     const context = args.context == null ? base
       : { ...(base && typeof base === "object" ? base : {}), ...args.context };
     authorize(bundle.allowWrite, "allowWrite", {
       type: "initialization", machineInstanceName: args.instanceName, context, authContext: args.authContext,
     });
-    run = startRun({ context }, true);
-    run.service.start();
-    run.started = true;
+    const r = beginStep(startInterpreter({ context }, true), args.key);
+    r.service.start();
+    r.started = true;
     return poll();
   },
 
   send(args) {
-    const current = restore(args.state);
+    forget(args);
+    const kept = args.warm ? live.get(args.key) : undefined;
+    if (args.warm && !kept) fail("internal-error", "the host asked for a live state this VM does not keep");
+    if (args.key !== undefined) live.delete(args.key);   // this step's end decides again
+    const current = kept ? kept.service.state : restore(args.state);
     const event = typeof args.event === "string" ? { type: args.event } : args.event;
     if (!args.trusted) {
       if (INTERNAL_EVENT.test(event.type)) {
@@ -210,9 +235,14 @@ const ops = {
         context: current.context, event, authContext: args.authContext,
       });
     }
-    run = startRun({ context: undefined }, false);
-    run.service.start(current);
-    run.started = true;
+    let r;
+    if (kept) {
+      r = beginStep(kept, args.key);
+    } else {
+      r = beginStep(startInterpreter({ context: undefined }, false), args.key);
+      r.service.start(current);
+    }
+    r.started = true;
     for (const id of args.cutOff || []) {
       run.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
     }
@@ -254,6 +284,7 @@ const ops = {
   // services were still running; their error.platform events are delivered before the next event.
   stop() {
     if (!run) return { cutOff: [] };
+    if (run.key !== undefined) live.delete(run.key);
     const cutOff = [...run.service.children.keys()];
     run.stopping = true;
     try { run.service.stop(); } catch (err) { /* exit actions of a dying VM: nothing to report */ }
@@ -271,6 +302,10 @@ const ops = {
   },
 };
 
+function forget(args) {
+  for (const key of args.drop || []) live.delete(key);
+}
+
 function poll() {
   const r = run;
   const out = {
@@ -283,6 +318,11 @@ function poll() {
     logs: __bs.takeLogs(),
   };
   if (r && r.error) out.error = errorInfo(r.error);
+  if (r && r.key !== undefined) {
+    // Kept only while settled cleanly: no error, no service running, nothing spawned alive.
+    if (!r.error && !r.stopping && r.service.children.size === 0) live.set(r.key, r.holder);
+    else live.delete(r.key);
+  }
   return out;
 }
 

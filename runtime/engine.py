@@ -15,13 +15,13 @@ stay compiled is the caller's choice (`runtime/instances/versions.py` keeps the 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
 from runtime.clock import Clock, SystemClock
 from runtime.errors import BundleError, MachineError, SandboxError
 from runtime.limits import RuntimeLimits
+from runtime.pool import VMPool
 from runtime.results import CommitHook, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
@@ -37,28 +37,11 @@ ALLOWED_IMPORTS = ("npm:xstate", "xstate")
 
 
 class LoadedVersion:
-    """A validated bundle, with a snapshot of a VM that has it loaded and a pool of VMs."""
+    """A validated bundle: a snapshot of a VM that has it loaded, and its VMs."""
 
-    def __init__(self, snapshot: Snapshot, engine: Engine, limits: RuntimeLimits):
+    def __init__(self, snapshot: Snapshot, pool: VMPool):
         self.snapshot = snapshot
-        self._engine = engine
-        self._limits = limits
-        self._idle: list[VM] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> VM:
-        """A VM byte-identical to a fresh clone of this version's snapshot."""
-        with self._lock:
-            vm = self._idle.pop() if self._idle else None
-        return vm or self._engine.clone(self.snapshot, self._limits.memory_bytes)
-
-    def release(self, vm: VM) -> None:
-        """Reset right away, so no instance's data lingers in an idle VM."""
-        if not vm.reset():
-            return
-        with self._lock:
-            if len(self._idle) < self._limits.pool_size:
-                self._idle.append(vm)
+        self.vms = pool.version(snapshot)
 
 
 class Runtime:
@@ -68,6 +51,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.fetcher = fetcher or Fetcher()
         self.engine = Engine(host_call=hostcalls.handle)
+        self._pool = VMPool(self.engine, self.limits)
         self._harness = (js_dir / "harness.js").read_text()
         self._base = self._build_base(js_dir)
 
@@ -88,7 +72,7 @@ class Runtime:
 
     def compile(self, source: str) -> LoadedVersion:
         """`source` validated and loaded into a VM snapshot. Raises BundleError."""
-        return LoadedVersion(self._snapshot_bundle(source), self.engine, self.limits)
+        return LoadedVersion(self._snapshot_bundle(source), self._pool)
 
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""
@@ -107,38 +91,62 @@ class Runtime:
         return vm.snapshot()
 
     # -- steps ----------------------------------------------------------------------------
+    # `instance_key` and `seq` name the instance and the sequence number its row is at (0 for a
+    # creation): with warm VMs, the VM that keeps it live at that sequence serves the step.
+
     def create(self, version: LoadedVersion, *, instance_name: str,
                context: dict[str, Any] | None, auth_context: dict[str, Any],
-               on_commit: CommitHook) -> StepResult:
+               on_commit: CommitHook, instance_key: str | None = None) -> StepResult:
         args = {"op": "create", "instanceName": instance_name, "context": context,
                 "authContext": auth_context}
-        return self._step(version, args, on_commit)
+        return self._step(version, args, on_commit, instance_key, 0)
 
     def send(self, version: LoadedVersion, *, instance_name: str, state_json: str,
              event: str | dict[str, Any], auth_context: dict[str, Any], on_commit: CommitHook,
-             cut_off: list[str] | None = None, trusted: bool = False) -> StepResult:
+             cut_off: list[str] | None = None, trusted: bool = False,
+             instance_key: str | None = None, seq: int | None = None) -> StepResult:
         args = {"op": "send", "instanceName": instance_name, "state": state_json, "event": event,
                 "authContext": auth_context, "cutOff": list(cut_off or []), "trusted": trusted}
-        return self._step(version, args, on_commit)
+        return self._step(version, args, on_commit, instance_key, seq)
 
     def read(self, version: LoadedVersion, *, instance_name: str, state_json: str,
              auth_context: dict[str, Any]) -> None:
         """Raise RejectedByAuthorizerError unless allowRead lets `auth_context` read."""
         args = {"op": "read", "instanceName": instance_name, "state": state_json,
                 "authContext": auth_context}
-        vm = version.acquire()
+        taken = version.vms.acquire()
         try:
-            Step(vm, self.limits, self.clock, self.fetcher).call(args)
-        finally:
-            version.release(vm)
+            Step(taken.vm, self.limits, self.clock, self.fetcher).call(args)
+        except BaseException:
+            version.vms.discard(taken)
+            raise
+        version.vms.release(taken)
 
-    def _step(self, version: LoadedVersion, args: dict[str, Any],
-              on_commit: CommitHook) -> StepResult:
-        vm = version.acquire()
+    def _step(self, version: LoadedVersion, args: dict[str, Any], on_commit: CommitHook,
+              key: str | None, seq: int | None) -> StepResult:
+        key = key if self.limits.warm else None
+        taken = version.vms.acquire(key, seq)
+        if key is not None:
+            args = {**args, "key": key, "warm": taken.warm, "drop": taken.slot.take_drops()}
+            if taken.warm:
+                del args["state"]   # the VM has it live: nothing to parse or restore
         try:
-            return Step(vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
-        finally:
-            version.release(vm)
+            result = Step(taken.vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
+        except BaseException:
+            version.vms.discard(taken)
+            raise
+        version.vms.release(taken, keep=_kept(key, seq, result))
+        return result
+
+
+def _kept(key: str | None, seq: int | None, result: StepResult) -> tuple[str, int] | None:
+    """What the VM keeps live after a step that settled cleanly: the instance at the sequence
+    its commits brought it to (one per macrostep)."""
+    if key is None or seq is None or result.error is not None or result.cut_off:
+        return None
+    if result.macrosteps and result.final.running:
+        return None
+    return key, seq + len(result.macrosteps)
 
 
 def _call(vm: VM, args: dict[str, Any]) -> dict[str, Any]:

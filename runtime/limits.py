@@ -15,3 +15,10 @@ class RuntimeLimits:
     event_bytes: int = 400_000        # one event, UTF-8 JSON
     max_macrosteps: int = 1_000       # per step: a machine that sends itself events forever
     pool_size: int = 4                # idle VMs kept per version
+    # VMs stay warm between steps (runtime/pool.py); off: every step in a VM reset to its
+    # version's snapshot (strict).
+    warm: bool = True
+    idle_vms: int = 16                # idle VMs kept across all versions
+    live_per_vm: int = 1024           # instances one warm VM keeps live
+    recycle_steps: int = 10_000       # a warm VM is replaced after this many steps...
+    recycle_growth_bytes: int = 16 << 20   # ...or once its memory grew this much

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from runtime.clock import Clock
 from runtime.errors import ConflictError, TimerSupersededError
 from runtime.instances.committer import GroupCommitter
+from runtime.instances.lanes import leave_lane
 from runtime.instances.leases import LeaseKeeper
 from runtime.results import InstanceState, Macrostep
 from runtime.store import commits as rows
@@ -152,6 +153,7 @@ class StepCommits:
             ts=max(now_ms, self._at.ts + 1),  # strictly increasing, even if the clock is not
             now_ms=now_ms, owner=self._keeper.owner, lease_expires_at=self._keeper.expiry(),
         )  # fmt: skip
+        leave_lane()  # waiting for the disk needs no CPU: let another step run meanwhile
         done = self._committer.commit(functools.partial(strategy.write, w=write))
         self._at = Position(done.seq, done.ts, done.view)
         self.count += 1
@@ -160,6 +162,10 @@ class StepCommits:
         elif strategy.claims:  # that commit took it
             self._keeper.hold(self._lease)
         self._committed(step, done)
+
+    @property
+    def instance_id(self) -> uuid.UUID:
+        return self._lease.instance_id
 
     def state(self) -> InstanceState:
         """The instance's state after the step's last commit (or as the step found it)."""

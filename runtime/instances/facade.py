@@ -39,7 +39,7 @@ from runtime.errors import (
 )
 from runtime.instances.commits import Insert, StepCommits
 from runtime.instances.feed import Feed
-from runtime.instances.lanes import Lanes
+from runtime.instances.lanes import Lanes, in_lane
 from runtime.instances.leases import LeaseKeeper
 from runtime.instances.locks import InstanceLocks
 from runtime.instances.runner import Runner
@@ -141,7 +141,8 @@ class Instances:
 
         def body(commits: StepCommits) -> StepResult:
             return self._runtime.create(version, instance_name=instance, context=context,
-                                        auth_context=auth_context, on_commit=commits)
+                                        auth_context=auth_context, on_commit=commits,
+                                        instance_key=str(commits.instance_id))
 
         return self._runner.create(row, body)
 
@@ -177,6 +178,7 @@ class Instances:
             self._versions.get(current.version_id), instance_name=current.slug,
             state_json=current.state_json, event=event, auth_context=auth_context,
             on_commit=commits, cut_off=list(current.cut_off), trusted=trusted,
+            instance_key=str(current.id), seq=current.seq,
         )  # fmt: skip
 
     async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,
@@ -208,8 +210,8 @@ class Instances:
 
     async def _on_step_thread(self, fn: Callable[[], T]) -> T:
         self._leases.keep_renewing()
-        async with self._lanes.lane():
-            return await self._steps.run(fn)
+        async with self._lanes.lane() as give_back:
+            return await self._steps.run(functools.partial(in_lane, give_back, fn))
 
     def _check_event_size(self, event: dict[str, Any]) -> None:
         limit = self._runtime.limits.event_bytes

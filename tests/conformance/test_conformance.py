@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -179,6 +179,8 @@ def _find(keys: list[dict[str, Any]], kid: str | None, alg: str) -> jwt.PyJWK | 
 
 
 def _fits(jwk: dict[str, Any], alg: str) -> bool:
+    if alg not in _KTY:
+        return False  # HMAC: a shared key never comes from a URL
     kty, curves = _KTY[alg]
     if jwk.get("kty") != kty or jwk.get("alg", alg) != alg or jwk.get("use", "sig") != "sig":
         return False

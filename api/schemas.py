@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from api.scopes import KeyUse, Scope
 
@@ -255,4 +255,4 @@ class TokenExchanged(Wire):
 
 
 class AnonymousAccess(Wire):
-    allowAnonymousAccess: bool
+    allowAnonymousAccess: StrictBool

@@ -74,6 +74,11 @@ class AnonymousKeys:
         self._db = db
         self._keys = keys
 
+    def check_allowed(self, org_id: uuid.UUID) -> None:
+        """`AuthError` unless the org exists and allows anonymous access."""
+        with self._db.read() as session:
+            _usable_key(session, org_id)
+
     def signing_key(self, org_id: uuid.UUID) -> uuid.UUID:
         """The org's anonymous key, made now if it has none (or it was deleted); `AuthError`
         if the org does not exist or does not allow anonymous access."""

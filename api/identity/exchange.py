@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -156,7 +158,7 @@ class TokenExchange:
 
     def exchange(self, request: ExchangeRequest) -> Minted:
         """A backstate access token for the subject token, or an error (blocking)."""
-        key_id, mapping = self._token_provider(request)
+        signing_key, mapping = self._token_provider(request)
         header, unverified = subject.unverified(request.subject_token)
         idp = self._identity_provider(request, unverified)
         claims = subject.verify(
@@ -166,18 +168,24 @@ class TokenExchange:
             anonymous.check_session(claims)
         extracted = _mapped(idp.mapping, claims, "identity provider's")
         act = _mapped(mapping, extracted, "token provider's")
-        return self._mint(request, key_id, act, claims.get("exp"))
+        return self._mint(request, signing_key(), act, claims.get("exp"))
 
-    def _token_provider(self, request: ExchangeRequest) -> tuple[uuid.UUID, Mapping]:
+    def _token_provider(
+        self, request: ExchangeRequest
+    ) -> tuple[Callable[[], uuid.UUID], Mapping]:
+        """The token provider's signing key (found once the subject token checks out: the
+        anonymous one may have to be made) and mapping."""
         if request.service == anonymous.SERVICE:
-            return self._anonymous.signing_key(request.org_id), anonymous.TOKEN_MAPPING
+            self._anonymous.check_allowed(request.org_id)
+            return partial(self._anonymous.signing_key, request.org_id), anonymous.TOKEN_MAPPING
         provider = self._token_providers.find(request.org_id, request.service)
         if provider is None:
             raise AuthError(
                 f"no token provider {request.service!r} in this org",
                 code=anonymous.UNKNOWN_TOKEN_PROVIDER,
             )
-        return provider.key_id, compile_mapping(provider.mapping)
+        key_id = provider.key_id
+        return (lambda: key_id), compile_mapping(provider.mapping)
 
     def _identity_provider(self, request: ExchangeRequest, claims: dict[str, Any]) -> IdpConfig:
         if request.service == anonymous.SERVICE:

@@ -140,13 +140,16 @@ class Issuer:
         claims: dict[str, Any] | None = None,
         *,
         key: SigningKey | None = None,
-        expires_in: int = 3600,
+        expires_in: int | None = 3600,
         headers: dict[str, Any] | None = None,
     ) -> str:
-        """A token from this issuer: iss, aud, iat, exp, then `claims` (which may override)."""
+        """A token from this issuer: iss, aud, iat, exp (unless `expires_in` is None), then
+        `claims` (which may override them)."""
         now = int(time.time())
         key = key or self.current
-        body = {"iss": self.url, "aud": self.audience, "iat": now, "exp": now + expires_in}
+        body: dict[str, Any] = {"iss": self.url, "aud": self.audience, "iat": now}
+        if expires_in is not None:
+            body["exp"] = now + expires_in
         body.update(self.claims if claims is None else claims)
         header = {"kid": key.kid, **(headers or {})}
         return jwt.encode(body, key.private, algorithm=key.alg, headers=header)

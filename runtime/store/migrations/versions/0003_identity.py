@@ -69,6 +69,7 @@ def downgrade() -> None:
     op.drop_table("identity_providers")
     op.drop_index("ix_org_admin_keys_key", table_name="org_admin_keys")
     op.drop_table("org_admin_keys")
-    with op.batch_alter_table("orgs") as batch:
-        batch.drop_column("anonymous_key_id")
-        batch.drop_column("allow_anonymous")
+    # Plain DROP COLUMNs too: a batch rebuild of orgs on SQLite would drop the table, and with
+    # foreign keys on, that cascades to every key, machine and instance.
+    op.drop_column("orgs", "anonymous_key_id")
+    op.drop_column("orgs", "allow_anonymous")

@@ -95,12 +95,7 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatSe
 def smply_home(compat_server: CompatServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A HOME whose ~/.smply holds a session token signed with the admin key."""
     home = tmp_path_factory.mktemp("smply-home")
-    login = run(
-        [*BACKSTATE, "smply-login", "--api-url", compat_server.url,
-         "--key-id", compat_server.admin.key_id, "--secret", compat_server.admin.secret],
-        env={"HOME": str(home)},
-    )  # fmt: skip
-    assert login.returncode == 0, login.describe()
+    smply_login(home, compat_server.url, compat_server.admin)
     assert (home / ".smply" / "default-org").read_text() == compat_server.org_id
     return home
 

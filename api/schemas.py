@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from api.scopes import KeyUse, Scope
 
@@ -182,6 +182,7 @@ class OrgPublic(Wire):
     role: Literal["admin", "read", "write"]
     createdAt: str
     limits: OrgLimits
+    allowAnonymousAccess: bool | None = None
 
 
 class OrgList(Wire):
@@ -191,3 +192,67 @@ class OrgList(Wire):
 
 class BillingPublic(Wire):
     url: str
+
+
+# --- identity: token exchange, identity and token providers, anonymous access -----------
+
+Alg = Literal[
+    "HS256", "HS384", "HS512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+Claim = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class IdpUpsert(Wire):
+    aud: Claim | None = None
+    iss: Claim | None = None
+    algs: Annotated[list[Alg], Field(min_length=1)]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+    jwksUrl: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    mapping: dict[str, Any]
+
+
+class IdpDelete(Wire):
+    aud: Claim | None = None
+    iss: Claim | None = None
+
+
+class IdpPublic(Wire):
+    aud: str | None = None
+    iss: str | None = None
+    algs: list[str]
+    jwksUrl: str | None = None
+    mapping: dict[str, Any]
+
+
+class IdpList(Wire):
+    idps: list[IdpPublic]
+    cursor: str | None = None
+
+
+class TokenProviderUpsert(Wire):
+    service: Slug
+    keyId: str
+    mapping: dict[str, Any]
+
+
+class TokenProviderPublic(Wire):
+    service: str
+    keyId: str
+    mapping: dict[str, Any]
+
+
+class TokenProviderList(Wire):
+    tokenProviders: list[TokenProviderPublic]
+    cursor: str | None = None
+
+
+class TokenExchanged(Wire):
+    access_token: str
+    issued_token_type: str
+    token_type: str
+    expires_in: int
+
+
+class AnonymousAccess(Wire):
+    allowAnonymousAccess: StrictBool

@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     key_cache_s: float = 5.0
     accepted_audiences: list[str] = [STATEBACKED_AUDIENCE]
 
+    # Token exchange (POST /tokens, api/identity/): how long a minted token lives (at most as
+    # long as the subject token), and the largest form body it takes.
+    exchange_token_ttl_s: int = 3600
+    max_token_request_bytes: int = 65_536
+    # Identity providers' JWKS (api/identity/jwks.py), fetched over HTTPS only: a PEM file of
+    # extra CAs to trust (an issuer behind a private CA; the tests' local issuer), how long
+    # fetched keys are kept, and the least time between two fetches of one URL (an unknown
+    # `kid` fetches again no sooner: a flood of made-up kids cannot hammer the issuer).
+    jwks_ca_file: str | None = None
+    jwks_cache_s: float = 300.0
+    jwks_refresh_min_s: float = 10.0
+    jwks_timeout_s: float = 5.0
+    jwks_max_bytes: int = 512_000
+
     # Runtime limits, handed to `runtime.engine.RuntimeLimits`.
     window_s: float = 90.0
     slice_s: float = 10.0   # longest synchronous run of a machine's JavaScript

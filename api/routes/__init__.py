@@ -2,8 +2,21 @@
 
 from fastapi import APIRouter
 
-from api.routes import billing, instances, keys, machines, members, orgs, uploads, versions
+from api.routes import (
+    billing,
+    idps,
+    instances,
+    keys,
+    machines,
+    members,
+    orgs,
+    token_providers,
+    tokens,
+    uploads,
+    versions,
+)
 
+# `members` stays last: its `PUT /{invitationCode}` matches any one-segment path.
 ROUTERS: list[APIRouter] = [
     machines.router,
     versions.router,
@@ -12,5 +25,8 @@ ROUTERS: list[APIRouter] = [
     keys.router,
     orgs.router,
     billing.router,
+    tokens.router,
+    idps.router,
+    token_providers.router,
     members.router,
 ]

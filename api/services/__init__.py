@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from api.auth import Authenticator
 from api.crypto import ServerKeys
+from api.identity.anonymous import AnonymousKeys
+from api.identity.exchange import TokenExchange
+from api.identity.jwks import JwksCache, JwksFetcher
+from api.identity.providers import IdentityProviders, TokenProviders
 from api.key_cache import KeyCache
 from api.services.instances import InstanceService
 from api.services.keys import KeyService
@@ -31,6 +35,9 @@ class Services:
     keys: KeyService
     orgs: OrgService
     core: Instances  # the instance pipeline (runtime/instances) the services above call
+    idps: IdentityProviders
+    token_providers: TokenProviders
+    tokens: TokenExchange
 
 
 def build_services(
@@ -45,15 +52,22 @@ def build_services(
         raw_bytes=settings.max_bundle_bytes,
         upload_ttl_s=settings.upload_token_ttl_s,
     )
+    auth = Authenticator(db, server_keys, settings, key_cache)
+    keys = KeyService(db, server_keys, clock, key_cache, page_size=page)
+    idps = IdentityProviders(db, server_keys, clock, page_size=page)
+    token_providers = TokenProviders(db, clock, page_size=page)
     return Services(
         settings=settings,
         db=db,
-        auth=Authenticator(db, server_keys, settings, key_cache),
+        auth=auth,
         machines=MachineService(db, clock, page_size=page),
         versions=VersionService(db, clock, server_keys, runtime, limits=limits, page_size=page),
         instances=InstanceService(db, core, page_size=page),
-        keys=KeyService(db, server_keys, clock, key_cache, page_size=page),
-        orgs=OrgService(db, clock),
+        keys=keys,
+        orgs=OrgService(db, clock, auth),
+        idps=idps,
+        token_providers=token_providers,
+        tokens=build_exchange(settings, db, clock, auth, keys, idps, token_providers),
         core=core,
     )
 
@@ -70,4 +84,33 @@ def instances_config(settings: Settings) -> InstancesConfig:
         timer_attempts=settings.timer_attempts,
         timer_retry_s=settings.timer_retry_s,
         timer_concurrency=settings.timer_concurrency,
+    )
+
+
+def build_exchange(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    auth: Authenticator,
+    keys: KeyService,
+    idps: IdentityProviders,
+    token_providers: TokenProviders,
+) -> TokenExchange:
+    fetcher = JwksFetcher(
+        timeout_s=settings.jwks_timeout_s,
+        max_bytes=settings.jwks_max_bytes,
+        ca_file=settings.jwks_ca_file,
+    )
+    jwks = JwksCache(
+        fetcher, max_age_s=settings.jwks_cache_s, min_refresh_s=settings.jwks_refresh_min_s
+    )
+    return TokenExchange(
+        auth=auth,
+        idps=idps,
+        token_providers=token_providers,
+        anonymous_keys=AnonymousKeys(db, keys),
+        jwks=jwks,
+        clock=clock,
+        ttl_s=settings.exchange_token_ttl_s,
+        leeway_s=settings.token_leeway_s,
     )

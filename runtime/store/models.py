@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,11 +49,17 @@ class Meta(Base):
 
 
 class Org(Base):
+    """An organization. `allow_anonymous` switches its built-in anonymous token provider;
+    `anonymous_key_id` is the key that service signs with, made on first use (no FK: a key
+    deleted through `/keys` is simply made again)."""
+
     __tablename__ = "orgs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    allow_anonymous: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    anonymous_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class Key(Base):
@@ -67,6 +75,58 @@ class Key(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_keys_org", "org_id", "created_at"),)
+
+
+class OrgAdminKey(Base):
+    """A key that may act in an org other than its own: the key that created the org through
+    `POST /orgs`, as a State Backed user who creates an org becomes its admin."""
+
+    __tablename__ = "org_admin_keys"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_org_admin_keys_key", "key_id"),)
+
+
+class IdentityProvider(Base):
+    """Whose tokens an org trusts for token exchange, keyed by (aud, iss); "" means not
+    configured (never both). `key` is the sealed HS* shared key (base64url text)."""
+
+    __tablename__ = "identity_providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    aud: Mapped[str] = mapped_column(String(1024))
+    iss: Mapped[str] = mapped_column(String(1024))
+    algs: Mapped[list[str]] = mapped_column(JSON)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    jwks_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("org_id", "aud", "iss", name="uq_identity_providers_org"),)
+
+
+class TokenProvider(Base):
+    """A service name that mints backstate tokens: its mapping and the key that signs them.
+    `key_id` has no FK: a provider whose key was deleted refuses to mint, and says why."""
+
+    __tablename__ = "token_providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("org_id", "service", name="uq_token_providers_org"),)
 
 
 class Machine(Base):

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeAlias
 
 import jwt
+from jwt.algorithms import HMACAlgorithm
 
 from backstate_client._errors import UnauthorizedError
 from backstate_client._flow import Flow, Request, Resolve, call
@@ -150,11 +151,27 @@ def _expiry(
     raise ValueError("a token needs expires_in or expires_at (as @statebacked/token's expires)")
 
 
+class _HS256(HMACAlgorithm):
+    """HS256 without PyJWT's warning about keys under 32 bytes: the keys here are the
+    protocol's (an org id for anonymous sessions, the caller's own key secret), not ours to
+    lengthen, and a warning per token would only be noise."""
+
+    def __init__(self) -> None:
+        super().__init__(HMACAlgorithm.SHA256)
+
+    def check_key_length(self, key: bytes) -> None:
+        return None
+
+
+_JWS = jwt.PyJWS(algorithms=[])
+_JWS.register_algorithm("HS256", _HS256())
+
+
 def _hs256(payload: Mapping[str, Any], secret: str, headers: dict[str, Any]) -> str:
     # Serialized as JSON.stringify does (no spaces, non-ASCII kept), so that the bytes, and so
     # the signature, are the JavaScript library's.
     body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return jwt.api_jws.encode(body, secret.encode(), algorithm="HS256", headers=headers)
+    return _JWS.encode(body, secret.encode(), algorithm="HS256", headers=headers)
 
 
 def token_expiry(token: str) -> float | None:

@@ -52,6 +52,13 @@ class Blocking:
     def run_on_loop(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return self._loop.run(coroutine)
 
+    def __enter__(self) -> Blocking:
+        self._loop.run(self._target.__aenter__())
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._loop.run(self._target.__aexit__(*exc))
+
     def __iter__(self) -> Iterator[Any]:
         return self._iterate(self._target.__aiter__())
 

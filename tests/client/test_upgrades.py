@@ -10,6 +10,7 @@ import pytest
 from backstate_client import NoMigrationPathError
 
 from tests.client.bundles import PLAYER, PLAYER_MIGRATION, PLAYER_V2
+from tests.client.test_machines import all_pages
 
 pytestmark = pytest.mark.xfail(strict=True, reason="server side: #17 (migrations, PUT .../v)")
 
@@ -46,8 +47,8 @@ def test_an_instance_moves_to_its_desired_version_at_its_next_event(
     }
     admin = client.machine_instances.admin.get("player", "p")
     assert admin["machineVersion"]["id"] == v2 and "desiredMachineVersion" not in admin
-    transitions = client.machine_instances.list_transitions("player", "p")["transitions"]
-    events = [t["event"] for t in transitions]
+    list_transitions = client.machine_instances.list_transitions
+    events = [t["event"] for t in all_pages(list_transitions, "player", "p", key="transitions")]
     assert any(e["type"] == "statebacked.upgrade" for e in events if isinstance(e, dict))
 
 

@@ -125,7 +125,8 @@ class AsyncClient(Resources[Async]):
     ) -> None:
         self.options = Options.make(api_host, org_id, act_as, ws_ping_interval_s)
         self._owns_http = http_client is None
-        http = http_client if http_client is not None else httpx.AsyncClient(timeout=timeout)
+        # Redirects are followed, as fetch follows them for the official client.
+        http = http_client or httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         self._runner = _AsyncRunner(self.options, token, http)
         super().__init__(self._runner)
 

@@ -141,7 +141,8 @@ class Client(Resources[Sync]):
     ) -> None:
         self.options = Options.make(api_host, org_id, act_as, ws_ping_interval_s)
         self._owns_http = http_client is None
-        http = http_client if http_client is not None else httpx.Client(timeout=timeout)
+        # Redirects are followed, as fetch follows them for the official client.
+        http = http_client or httpx.Client(timeout=timeout, follow_redirects=True)
         self._runner = _Runner(self.options, token, http)
         super().__init__(self._runner)
 

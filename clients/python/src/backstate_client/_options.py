@@ -66,7 +66,7 @@ class Options:
                 request.method, url, params=params, headers=headers,
                 data=dict(part.fields), files=files,
             )  # fmt: skip
-        content = None if request.json is None else json.dumps(request.json).encode()
+        content = None if request.json is None else _json(request.json)
         return httpx.Request(request.method, url, params=params, headers=headers, content=content)
 
     def realtime_url(self, token: str) -> str:
@@ -78,3 +78,8 @@ class Options:
         if self.org_id:
             query["x-statebacked-org-id"] = self.org_id
         return urlunsplit((scheme, parts.netloc, parts.path + "/rt", urlencode(query), ""))
+
+
+def _json(value: Any) -> bytes:
+    """As JSON.stringify writes it (no spaces, characters as they are), in UTF-8."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -5,6 +5,7 @@ httpx, websockets and PyJWT."""
 from __future__ import annotations
 
 import importlib.metadata
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -26,8 +27,10 @@ def test_installed_distribution() -> None:
 
 @pytest.mark.slow
 def test_the_wheel_holds_only_backstate_client(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy: building writes build/ next to the sources
+    shutil.copytree(CLIENT, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(CLIENT), "-w", str(tmp_path)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(tmp_path)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr

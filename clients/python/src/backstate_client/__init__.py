@@ -27,16 +27,10 @@ from backstate_client._errors import (
     error_for,
 )
 from backstate_client._logs import iso
+from backstate_client._signing import anonymous_subject_token, parse_time_span, sign_token
 from backstate_client._state import enhance_state, matches_state, to_strings
 from backstate_client._subscription import AsyncSubscription, Subscription
-from backstate_client._tokens import (
-    AnonymousSession,
-    IdentityProviderToken,
-    TokenConfig,
-    anonymous_subject_token,
-    parse_time_span,
-    sign_token,
-)
+from backstate_client._tokens import AnonymousSession, IdentityProviderToken, TokenConfig
 from backstate_client._types import (
     AdminInstanceState,
     Billing,

@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -89,8 +90,10 @@ class AsyncRealtime:
                 error = refused(exc.response.status_code, bytes(exc.response.body or b""))
             except ApiError as exc:  # no token
                 error = exc
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
+            except (OSError, InvalidHandshake, TimeoutError, httpx.HTTPError) as exc:
                 log.info("realtime connection failed: %r", exc)
+            except Exception:  # a bug must not end the subscriptions: log it, and go on
+                log.exception("realtime connection failed")
             if error is not None and not reported:
                 reported = True
                 self._subscriptions.fail_all(error)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -120,8 +121,10 @@ class SyncRealtime:
                 error = refused(exc.response.status_code, bytes(exc.response.body or b""))
             except ApiError as exc:  # no token
                 error = exc
-            except (OSError, InvalidHandshake, TimeoutError) as exc:
+            except (OSError, InvalidHandshake, TimeoutError, httpx.HTTPError) as exc:
                 log.info("realtime connection failed: %r", exc)
+            except Exception:  # a bug must not end the subscriptions: log it, and go on
+                log.exception("realtime connection failed")
             if error is not None and not reported and not session.stop.is_set():
                 reported = True
                 self._subscriptions.fail_all(error)

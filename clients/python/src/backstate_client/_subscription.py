@@ -71,8 +71,9 @@ class Subscription:
     unsubscribe = close
 
     def get(self, timeout: float | None = None) -> State:
-        """The next state (one delivered while iterating is not seen again); raises the next
-        error, or `TimeoutError` if none came within `timeout` seconds."""
+        """The next state, for a subscription made without callbacks (the callbacks get what
+        it would get); raises the next error, or `TimeoutError` if none came within
+        `timeout` seconds."""
         try:
             item = self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -129,7 +130,8 @@ class AsyncSubscription:
     unsubscribe = close
 
     async def get(self, timeout: float | None = None) -> State:
-        """The next state; raises the next error, or `TimeoutError` after `timeout` seconds."""
+        """The next state, for a subscription made without callbacks; raises the next error,
+        or `TimeoutError` if none came within `timeout` seconds."""
         try:
             item = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:

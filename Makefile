@@ -5,10 +5,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test test-fast lint bench wasm wasm-check clean
 
-$(STAMP): pyproject.toml js_shims/package-lock.json
+$(STAMP): pyproject.toml clients/python/pyproject.toml js_shims/package-lock.json
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e clients/python   # the Python client, tested in tests/client
 	cd js_shims && npm ci --silent --no-audit --no-fund
 	@if [ -f tests/compat/package-lock.json ]; then cd tests/compat && npm ci --silent --no-audit --no-fund; fi
 	touch $(STAMP)
@@ -26,8 +27,9 @@ test-fast: setup    ## skip the slow end-to-end and compatibility tests
 	$(PY) -m pytest -m "not slow and not compat"
 
 lint: setup
-	$(VENV)/bin/ruff check runtime api tests bench
+	$(VENV)/bin/ruff check runtime api tests bench clients/python
 	$(VENV)/bin/mypy
+	cd clients/python && $(abspath $(VENV))/bin/mypy   # the client alone, with its own config
 
 bench: setup
 	$(PY) bench/runtime.py

@@ -117,6 +117,7 @@ class StepResult:
         return self.macrosteps[-1]
 
 
-# Called with each macrostep, in order, before any effect it produced is released (fetches
-# performed, timers fired). Raising aborts the step: the VM is discarded, no effect runs.
-CommitHook = Callable[[Macrostep], None]
+# Called with the new macrosteps of each reply of the VM (one or more), in order, before any
+# effect they produced is released (fetches performed, timers fired): the caller may write them
+# together. Raising aborts the step: the VM is discarded, no effect runs.
+CommitHook = Callable[[list[Macrostep]], None]

@@ -4,7 +4,7 @@ The loop, in the order that keeps State Backed's promise that no effect runs bef
 transition that produced it is durably written:
 
     call the op (create / send)  ->  run promise jobs  ->  poll the VM
-    -> commit each new macrostep through the caller's hook (state, transition, timers)
+    -> commit the new macrosteps through the caller's hook (state, transition, timers)
     -> only then perform the fetches those macrosteps issued
     -> wait for a fetch to finish, an in-VM timer to fall due, or the window to end; repeat.
 
@@ -126,14 +126,15 @@ class Step:
         self.running = reply["running"]
         last = last and "error" not in reply
         raws = reply["macrosteps"]
-        for n, raw in enumerate(raws, 1):
-            if len(self.committed) >= self.limits.max_macrosteps:
-                raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
-                                   "macrosteps for one event (does it send itself events "
-                                   "forever?)", code="too-many-macrosteps")
-            step = self._macrostep(raw, last=last and n == len(raws))
-            on_commit(step)
-            self.committed.append(step)
+        if len(self.committed) + len(raws) > self.limits.max_macrosteps:
+            raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
+                               "macrosteps for one event (does it send itself events "
+                               "forever?)", code="too-many-macrosteps")
+        steps = [self._macrostep(raw, last=last and n == len(raws))
+                 for n, raw in enumerate(raws, 1)]
+        if steps:
+            on_commit(steps)
+            self.committed.extend(steps)
         self._collect_logs(reply["logs"])
         if "error" in reply:
             raise _error_from_js(reply["error"])

@@ -264,7 +264,7 @@ def test_a_step_that_loses_its_first_commit_runs_again_holding_the_lease(
         if len(runs) == 1:  # another process commits between this step's read and its commit
             commit_unleased(db, leased, "x", 2, macrostep("theirs", last=True), NOW, owner="X")
         mine = macrostep("mine", last=True)
-        on_commit(mine)
+        on_commit([mine])
         return StepResult([mine], [], [])
 
     state = runner.existing(leases.Target.with_id(leased.instance_id), body)

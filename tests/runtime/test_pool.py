@@ -75,7 +75,7 @@ def test_a_failed_step_drops_its_vm_and_what_it_kept(rt: Runtime) -> None:
     with pytest.raises(Exception, match="boom"):
         a.send("BOOM")
 
-    def refuse(step: Macrostep) -> None:   # the commit is refused after the VM moved on
+    def refuse(steps: list[Macrostep]) -> None:   # the commit is refused after the VM moved on
         raise ConflictError("the instance was taken over")
 
     with pytest.raises(ConflictError):

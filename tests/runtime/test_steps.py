@@ -35,8 +35,8 @@ OWNER = {"sub": "owner"}
 
 
 class Commits(list[Macrostep]):
-    def __call__(self, step: Macrostep) -> None:
-        self.append(step)
+    def __call__(self, steps: list[Macrostep]) -> None:
+        self.extend(steps)
 
 
 def create(rt: Runtime, source: str, context: dict[str, Any] | None = None,
@@ -219,8 +219,8 @@ def test_fetches_run_only_after_the_macrostep_that_issued_them_is_committed(
     source = fetching(http_server.url)
     seen_by_server_at_commit: list[int] = []
 
-    def commit(step: Macrostep) -> None:
-        seen_by_server_at_commit.append(len(http_server.requests))
+    def commit(steps: list[Macrostep]) -> None:
+        seen_by_server_at_commit.extend(len(http_server.requests) for _ in steps)
 
     res = runtime.send(load(runtime, source), instance_name="i1",
                        state_json=create(runtime, source).final.state_json, event="GO",
@@ -252,7 +252,7 @@ def test_only_the_steps_final_commit_is_marked_last(
 def test_a_failing_commit_releases_no_effect(runtime: Runtime, http_server: Recorder):
     source = fetching(http_server.url)
 
-    def refuse(step: Macrostep) -> None:
+    def refuse(steps: list[Macrostep]) -> None:
         raise RuntimeError("database unavailable")
 
     with pytest.raises(RuntimeError, match="database unavailable"):

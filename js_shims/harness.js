@@ -165,10 +165,64 @@ function startInterpreter(initial, isCreate) {
 
 function beginStep(holder, key) {
   const r = { holder, service: holder.service, key, macrosteps: [], timers: [], cancels: [],
-    error: null, started: false, stopping: false };
+    fetches: [], error: null, started: false, stopping: false };
   holder.r = r;
   run = r;
   return r;
+}
+
+function normalized(event) {
+  return typeof event === "string" ? { type: event } : event;
+}
+
+function authorizeEvent(delivery, state, instanceName) {
+  if (delivery.trusted) return;
+  const event = normalized(delivery.event);
+  if (INTERNAL_EVENT.test(event.type)) {
+    fail("invalid-event", `events of type "${event.type}" are internal to the machine and cannot be sent`);
+  }
+  authorize(bundle.allowWrite, "allowWrite", {
+    type: "event", machineInstanceName: instanceName, state: state.value,
+    context: state.context, event, authContext: delivery.authContext,
+  });
+}
+
+// A later event of a batch: its macrosteps' count, or its error after undoing it.
+function deliverOne(delivery, instanceName) {
+  const r = run;
+  const before = { state: r.service.state, steps: r.macrosteps.length, timers: r.timers.slice(),
+    cancels: r.cancels.slice(), fetches: __bs.takeFetches() };
+  try {
+    authorizeEvent(delivery, r.service.state, instanceName);
+  } catch (err) {   // refused before anything ran: nothing to undo
+    r.fetches.push(...before.fetches);
+    return { error: errorInfo(err) };
+  }
+  try {
+    r.service.send(normalized(delivery.event));
+    if (r.error) throw r.error;
+  } catch (err) {
+    undo(r, before);
+    return { error: errorInfo(err) };
+  }
+  r.fetches.push(...before.fetches);
+  return { steps: r.macrosteps.length - before.steps };
+}
+
+// Back to the state before a failed event, on a new interpreter (the failed one may have
+// stopped mid-transition): its macrosteps, timers and fetches are forgotten.
+function undo(r, before) {
+  __bs.takeFetches();   // the failed event's: never performed
+  r.fetches.push(...before.fetches);
+  r.stopping = true;
+  try { r.service.stop(); } catch (err) { /* its exit actions belong to the undone event */ }
+  const holder = startInterpreter({ context: undefined }, false);
+  holder.r = r;
+  Object.assign(r, { holder, service: holder.service, error: null, started: false, stopping: false,
+    timers: before.timers, cancels: before.cancels });
+  r.macrosteps.length = before.steps;
+  holder.service.start(restore(persistable(before.state)));
+  r.started = true;
 }
 
 function machineFor(initial) {
@@ -219,22 +273,20 @@ const ops = {
     return poll();
   },
 
+  // One or more events, delivered in order on one interpreter (`args.events`, each
+  // {event, authContext, trusted}). A single event that fails fails the op, as it always did.
+  // In a batch an event that fails fails alone: its transition is undone (the interpreter starts
+  // again from the state before it, its fetches are dropped) and the next event goes on. An
+  // event that leaves a service running ends the batch: the events after it are not run
+  // (`outcomes` is shorter than `events`), and the host delivers them in a later step.
   send(args) {
     forget(args);
     const kept = args.warm ? live.get(args.key) : undefined;
     if (args.warm && !kept) fail("internal-error", "the host asked for a live state this VM does not keep");
     if (args.key !== undefined) live.delete(args.key);   // this step's end decides again
     const current = kept ? kept.service.state : restore(args.state);
-    const event = typeof args.event === "string" ? { type: args.event } : args.event;
-    if (!args.trusted) {
-      if (INTERNAL_EVENT.test(event.type)) {
-        fail("invalid-event", `events of type "${event.type}" are internal to the machine and cannot be sent`);
-      }
-      authorize(bundle.allowWrite, "allowWrite", {
-        type: "event", machineInstanceName: args.instanceName, state: current.value,
-        context: current.context, event, authContext: args.authContext,
-      });
-    }
+    const [first, ...rest] = args.events;
+    authorizeEvent(first, current, args.instanceName);
     let r;
     if (kept) {
       r = beginStep(kept, args.key);
@@ -244,10 +296,16 @@ const ops = {
     }
     r.started = true;
     for (const id of args.cutOff || []) {
-      run.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
+      r.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
     }
-    run.service.send(event);
-    return poll();
+    r.service.send(normalized(first.event));
+    if (!rest.length) return poll();
+    const outcomes = [{ steps: r.macrosteps.length }];
+    for (const delivery of rest) {
+      if (r.error || r.service.children.size > 0) break;   // the step goes on with services
+      outcomes.push(deliverOne(delivery, args.instanceName));
+    }
+    return { ...poll(), outcomes };
   },
 
   read(args) {
@@ -310,7 +368,7 @@ function poll() {
   const r = run;
   const out = {
     macrosteps: r ? r.macrosteps.splice(0) : [],
-    fetches: __bs.takeFetches(),
+    fetches: r ? r.fetches.splice(0).concat(__bs.takeFetches()) : __bs.takeFetches(),
     aborted: __bs.abortedFetches(),
     pendingFetches: __bs.pendingFetches(),
     nextTimerDue: __bs.nextTimerDue(),

@@ -22,7 +22,7 @@ from runtime.clock import Clock, SystemClock
 from runtime.errors import BundleError, MachineError, SandboxError
 from runtime.limits import RuntimeLimits
 from runtime.pool import VMPool
-from runtime.results import CommitHook, StepResult
+from runtime.results import CommitHook, Delivery, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.prelude import prelude_source
@@ -105,8 +105,23 @@ class Runtime:
              event: str | dict[str, Any], auth_context: dict[str, Any], on_commit: CommitHook,
              cut_off: list[str] | None = None, trusted: bool = False,
              instance_key: str | None = None, seq: int | None = None) -> StepResult:
-        args = {"op": "send", "instanceName": instance_name, "state": state_json, "event": event,
-                "authContext": auth_context, "cutOff": list(cut_off or []), "trusted": trusted}
+        delivery = {"event": event, "authContext": auth_context, "trusted": trusted}
+        args = {"op": "send", "instanceName": instance_name, "state": state_json,
+                "events": [delivery], "cutOff": list(cut_off or [])}
+        return self._step(version, args, on_commit, instance_key, seq)
+
+    def send_batch(self, version: LoadedVersion, *, instance_name: str, state_json: str,
+                   deliveries: list[Delivery], on_commit: CommitHook,
+                   cut_off: list[str] | None = None, instance_key: str | None = None,
+                   seq: int | None = None) -> StepResult:
+        """Several events for one instance in one step: each is its own transition, and one
+        that fails fails alone (`StepResult.outcomes`); the commits of a reply are written
+        together. The step raises only if the first event fails (then nothing of the batch
+        ran) or for what would fail any step."""
+        events = [{"event": d.event, "authContext": d.auth_context, "trusted": d.trusted}
+                  for d in deliveries]
+        args = {"op": "send", "instanceName": instance_name, "state": state_json,
+                "events": events, "cutOff": list(cut_off or [])}
         return self._step(version, args, on_commit, instance_key, seq)
 
     def read(self, version: LoadedVersion, *, instance_name: str, state_json: str,

@@ -92,6 +92,25 @@ class Macrostep:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One event for an instance: who sends it, and whether it is the machine's own (a timer:
+    internal event types allowed, no authorizer)."""
+
+    event: dict[str, Any]
+    auth_context: dict[str, Any]
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What one event of a step did: the macrosteps it committed (counted in the step's order),
+    or why it failed (it changed nothing)."""
+
+    steps: int = 0
+    error: Exception | None = None
+
+
+@dataclass(frozen=True)
 class StepResult:
     """Everything one create/send produced, in order.
 
@@ -103,6 +122,10 @@ class StepResult:
     cut_off: list[str]
     logs: list[LogLine]
     error: str | None = None   # set when a failure ended the step after something committed
+    # One per event of a batch that ran (`Runtime.send_batch`), in order; the last event run
+    # owns the macrosteps after the others' (the services it left running settle after it).
+    # Events past the end were not run: an earlier one left a service running.
+    outcomes: list[EventOutcome] = field(default_factory=list)
 
     @property
     def ignored(self) -> bool:

@@ -33,7 +33,15 @@ from runtime.errors import (
     StackOverflowError,
 )
 from runtime.limits import RuntimeLimits
-from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
+from runtime.results import (
+    CommitHook,
+    EventOutcome,
+    LogLine,
+    Macrostep,
+    PublicState,
+    StepResult,
+    Timer,
+)
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
 
@@ -51,6 +59,7 @@ class Step:
         self.committed: list[Macrostep] = []
         self.logs: list[LogLine] = []
         self.running: list[str] = []
+        self.outcomes: list[EventOutcome] = []
 
     # -- single calls ---------------------------------------------------------------------
     def call(self, args: dict[str, Any]) -> Reply:
@@ -82,6 +91,7 @@ class Step:
     def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
         try:
             reply = self.call(args)     # create and send answer with their first poll
+            self.outcomes = [_outcome(raw) for raw in reply.get("outcomes", [])]
             while True:
                 jobs = self._jobs_before_commit(reply, on_commit)
                 self._commit(reply, on_commit, last=not jobs and not reply["running"])
@@ -98,7 +108,7 @@ class Step:
                 self._cancel_fetches()
                 raise
             return self._end_early(exc)
-        return StepResult(self.committed, self._cut_off(), self.logs)
+        return StepResult(self.committed, self._cut_off(), self.logs, outcomes=self.outcomes)
 
     def _poll(self) -> Reply:
         return self.call({"op": "poll"})
@@ -220,7 +230,8 @@ class Step:
                        f"[backstate] the step stopped after {len(self.committed)} committed "
                        f"transition(s): {exc.message}")
         self.logs.append(line)
-        return StepResult(self.committed, self._cut_off(), self.logs, error=exc.message)
+        return StepResult(self.committed, self._cut_off(), self.logs, error=exc.message,
+                          outcomes=self.outcomes)
 
     def _cancel_fetches(self) -> None:
         for future in self.inflight:
@@ -238,6 +249,12 @@ def encode_request(args: dict[str, Any]) -> str:
         return json.dumps(args)
     rest = json.dumps({k: v for k, v in args.items() if k != "state"})
     return '{"state":' + state + "," + rest[1:]
+
+
+def _outcome(raw: dict[str, Any]) -> EventOutcome:
+    if "error" in raw:
+        return EventOutcome(error=_error_from_js(raw["error"]))
+    return EventOutcome(steps=int(raw["steps"]))
 
 
 def _log(line: dict[str, Any]) -> LogLine:

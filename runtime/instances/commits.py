@@ -141,9 +141,10 @@ class StepCommits:
         self._keeper = keeper
         self._lease = lease
         self._first = first
-        self._at = at
+        self._start = self._at = at
         self._committed = committed
         self.count = 0
+        self._states: list[InstanceState] = []   # after each committed macrostep
 
     def __call__(self, steps: list[Macrostep]) -> None:
         """Write `steps` (one reply's macrosteps) in one transaction, the first by the step's
@@ -154,6 +155,7 @@ class StepCommits:
         for step, done in zip(steps, written, strict=True):
             self._at = Position(done.seq, done.ts, done.view)
             self.count += 1
+            self._states.append(InstanceState(done.ts, done.view))
             self._committed(step, done)
         if steps[-1].last:  # that commit released the lease (or never took it)
             self._keeper.forget(self._lease)
@@ -179,8 +181,13 @@ class StepCommits:
     def instance_id(self) -> uuid.UUID:
         return self._lease.instance_id
 
-    def state(self) -> InstanceState:
-        """The instance's state after the step's last commit (or as the step found it)."""
-        if self._at.view is None:  # a creation that committed nothing: cannot happen
+    def state(self, after: int | None = None) -> InstanceState:
+        """The instance's state after the step's `after` first commits (default: all of
+        them; 0: as the step found it)."""
+        if after is None:
+            after = self.count
+        if after > 0:
+            return self._states[after - 1]
+        if self._start.view is None:  # a creation that committed nothing: cannot happen
             raise ConflictError("the step committed no state", code="invalid-state")
-        return InstanceState(self._at.ts, self._at.view)
+        return InstanceState(self._start.ts, self._start.view)

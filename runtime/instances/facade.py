@@ -10,9 +10,10 @@
     await instances.aclose()
 
 Plain values in (names, events, auth contexts), plain results out (`InstanceState`), errors
-from `runtime.errors`. Every step of an instance takes, in this order: the instance's
-per-process FIFO lock (arrival order), a lane (`lanes.py`), one trip to a step thread
-(`threads.py`) where the `Runner` serializes it across processes and commits it, and the
+from `runtime.errors`. Every step of an instance takes, in this order: its place in the
+instance's per-process queue (`mailbox.py`: arrival order; events queued together run as one
+step, `batches.py`), a lane (`lanes.py`), one trip to a step thread (`threads.py`) where the
+`Runner` serializes it across processes and commits it (`commits.py`, `committer.py`), and the
 version from the process's one cache (`versions.py`). Due timers come from the scheduler
 (`runtime/scheduler.py`), which this facade runs and which delivers through `deliver_timer`,
 the path of a client event.
@@ -37,16 +38,17 @@ from runtime.errors import (
     PayloadTooLargeError,
     TimerSupersededError,
 )
+from runtime.instances import batches
 from runtime.instances.commits import Insert, StepCommits
 from runtime.instances.feed import Feed
 from runtime.instances.lanes import Lanes, in_lane
 from runtime.instances.leases import LeaseKeeper
-from runtime.instances.locks import InstanceLocks
+from runtime.instances.mailbox import Mailboxes, Work
 from runtime.instances.runner import Runner
 from runtime.instances.threads import Threads
 from runtime.instances.timers import TimerTable
 from runtime.instances.versions import Versions
-from runtime.results import InstanceState, StepResult
+from runtime.results import Delivery, InstanceState, StepResult
 from runtime.scheduler import RetryPolicy, Scheduler
 from runtime.store import Database
 from runtime.store import instances as instance_rows
@@ -74,6 +76,7 @@ class InstancesConfig:
     timer_attempts: int = 5
     timer_retry_s: float = 30.0
     timer_concurrency: int = 32
+    max_batch: int = 32             # events for one instance run together at most
 
 
 class Instances:
@@ -82,7 +85,7 @@ class Instances:
         config = config or InstancesConfig()
         self._db = db
         self._runtime = runtime
-        self._locks = InstanceLocks()
+        self._mail = Mailboxes(max_batch=config.max_batch)
         self._lanes = Lanes(config.step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
         self._steps = Threads(config.step_threads, "step")
         # Short database work (reads, the scheduler's claims) has threads of its own: machines
@@ -118,6 +121,7 @@ class Instances:
             self._timers.cancel()
             await asyncio.gather(self._timers, return_exceptions=True)
             await self.scheduler.aclose()
+        await self._mail.aclose()
         self._leases.close()
         self._steps.close()
         self._db_threads.close()
@@ -129,9 +133,11 @@ class Instances:
                      auth_context: dict[str, Any]) -> InstanceState:
         """Create and start an instance of `version_id` (default: the machine's current
         version), authorized by its `allowWrite` (`initialization`); its settled state."""
-        async with self._locks.hold((org_id, machine, instance)):
-            return await self._on_step_thread(functools.partial(
-                self._create, org_id, machine, instance, context, version_id, auth_context))
+        create = functools.partial(self._create, org_id, machine, instance, context, version_id,
+                                   auth_context)
+        work = Work(self._run_alone, payload=create)
+        state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        return state
 
     def _create(self, org_id: uuid.UUID, machine: str, instance: str,
                 context: dict[str, Any] | None, version_id: uuid.UUID | None,
@@ -149,13 +155,14 @@ class Instances:
     async def send(self, org_id: uuid.UUID, machine: str, instance: str,
                    event: dict[str, Any], *, auth_context: dict[str, Any]) -> InstanceState:
         """Deliver one event, authorized by the instance's `allowWrite`, and settle; the
-        resulting state."""
+        resulting state. Events that queue for one instance meanwhile run together
+        (`mailbox.py`), each still its own transition, failing alone."""
         self._check_event_size(event)
         target = Target.named(org_id, machine, instance)
-        body = functools.partial(self._send_body, event, auth_context, False)
-        async with self._locks.hold((org_id, machine, instance)):
-            return await self._on_step_thread(
-                functools.partial(self._runner.existing, target, body))
+        delivery = Delivery(event, auth_context)
+        work = Work(self._run_events, batchable=True, payload=(target, delivery))
+        state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        return state
 
     async def deliver_timer(self, timer: Claimed) -> None:
         """Deliver a due durable timer through the path of a client event, as the machine's
@@ -163,22 +170,56 @@ class Instances:
         meanwhile is dropped quietly; anything else raises for the scheduler to retry
         (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
-        target = Target.with_id(timer.instance_id)
-        body = functools.partial(self._send_body, timer.event, {}, True)
-        run = functools.partial(self._runner.existing, target, body, timer=timer)
-        async with self._locks.hold((timer.org_id, timer.machine, timer.instance)):
-            try:
-                await self._on_step_thread(run)
-            except TimerSupersededError:
-                return
+        body = functools.partial(self._events_body, [Delivery(timer.event, {}, trusted=True)])
+        run = functools.partial(self._runner.existing, Target.with_id(timer.instance_id), body,
+                                timer=timer)
+        try:
+            await self._mail.submit((timer.org_id, timer.machine, timer.instance),
+                                    Work(self._run_alone, payload=run))
+        except TimerSupersededError:
+            return
 
-    def _send_body(self, event: dict[str, Any], auth_context: dict[str, Any], trusted: bool,
-                   current: Current, commits: StepCommits) -> StepResult:
-        return self._runtime.send(
+    async def _run_alone(self, batch: list[Work]) -> list[Work]:
+        (work,) = batch
+        try:
+            work.future.set_result(await self._on_step_thread(work.payload))
+        except Exception as exc:
+            work.future.set_exception(exc)
+        return []
+
+    async def _run_events(self, batch: list[Work]) -> list[Work]:
+        target = batch[0].payload[0]
+        deliveries = [work.payload[1] for work in batch]
+        run = functools.partial(
+            self._runner.existing, target, functools.partial(self._events_body, deliveries),
+            answer=functools.partial(batches.answers, deliveries))
+        try:
+            results = await self._on_step_thread(run)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return []
+            # A failure before the batch committed anything (the first event refused, a VM
+            # trap): each event runs alone, so that only the one at fault fails.
+            for work in batch:
+                await self._run_events([work])
+            return []
+        unrun = []
+        for work, answer in zip(batch, results, strict=True):
+            if answer is None:
+                unrun.append(work)
+            elif isinstance(answer, Exception):
+                work.future.set_exception(answer)
+            else:
+                work.future.set_result(answer)
+        return unrun
+
+    def _events_body(self, deliveries: list[Delivery], current: Current,
+                     commits: StepCommits) -> StepResult:
+        return self._runtime.send_batch(
             self._versions.get(current.version_id), instance_name=current.slug,
-            state_json=current.state_json, event=event, auth_context=auth_context,
-            on_commit=commits, cut_off=list(current.cut_off), trusted=trusted,
-            instance_key=str(current.id), seq=current.seq,
+            state_json=current.state_json, deliveries=deliveries, on_commit=commits,
+            cut_off=list(current.cut_off), instance_key=str(current.id), seq=current.seq,
         )  # fmt: skip
 
     async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,

@@ -19,6 +19,11 @@ class StepRuntime(Protocol):
         """Raise `BundleError` naming what is wrong with a bundle."""
         ...
 
+    def describe_bundle(self, bundle_source: str) -> dict[str, Any]:
+        """Validate a bundle like `validate_bundle`; its machine's definition (the chart's
+        structure, `runtime/definitions.py`)."""
+        ...
+
     def create(
         self,
         version: Any,

@@ -3,7 +3,8 @@
 runtime.errors class            status   code (default)
 NotFoundError                   404      not-found
 ConflictError                   409      invalid-state / already-exists / instance-busy
-InvalidRequestError             400      invalid-parameter  (413 for payload-too-large)
+InvalidRequestError             400      invalid-parameter  (413 for payload-too-large,
+                                         501 for not-implemented)
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer
 BundleError                     400      invalid-bundle
@@ -46,7 +47,8 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
     (BundleError, 400),
     (MachineError, 400),
 ]
-_CODE_STATUS = {PAYLOAD_TOO_LARGE: 413}
+NOT_IMPLEMENTED = "not-implemented"   # a feature this server was set up without
+_CODE_STATUS = {PAYLOAD_TOO_LARGE: 413, NOT_IMPLEMENTED: 501}
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: PAYLOAD_TOO_LARGE}
 _LOCATIONS = {"body", "path", "query", "header"}
 

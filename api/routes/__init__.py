@@ -2,7 +2,17 @@
 
 from fastapi import APIRouter
 
-from api.routes import billing, instances, keys, machines, members, orgs, uploads, versions
+from api.routes import (
+    billing,
+    extensions,
+    instances,
+    keys,
+    machines,
+    members,
+    orgs,
+    uploads,
+    versions,
+)
 
 ROUTERS: list[APIRouter] = [
     machines.router,
@@ -13,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     orgs.router,
     billing.router,
     members.router,
+    extensions.router,
 ]

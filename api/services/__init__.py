@@ -4,11 +4,14 @@ through `api.deps`. Routes stay thin: parse, call one of these, map the result."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from api.auth import Authenticator
 from api.crypto import ServerKeys
 from api.key_cache import KeyCache
+from api.services.builder import Builder
 from api.services.bundles import Bundles
+from api.services.extensions import ExtensionService
 from api.services.instances import InstanceService
 from api.services.keys import KeyService
 from api.services.machines import MachineService
@@ -35,6 +38,8 @@ class Services:
     orgs: OrgService
     scheduler: Scheduler
     stepper: Stepper
+    extensions: ExtensionService
+    builder: Builder
 
 
 def build_services(
@@ -76,4 +81,6 @@ def build_services(
         orgs=OrgService(db, clock),
         scheduler=build_scheduler(settings, db, clock, stepper, instances),
         stepper=stepper,
+        extensions=ExtensionService(db, runtime),
+        builder=Builder(Path(settings.esbuild_path) if settings.esbuild_path else None),
     )

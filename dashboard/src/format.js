@@ -47,5 +47,5 @@ export function eventText(event) {
 }
 
 export function shortId(id) {
-  return id && id.length > 14 ? `${id.slice(0, 12)}…` : id;
+  return id && id.length > 12 ? `${id.slice(0, 10)}…` : id;
 }

@@ -16,6 +16,7 @@ import { instancePage } from "./views/instance.js";
 const base = new URL("../", document.baseURI).href;
 let session = Session.restore();
 let cleanup = null;
+let shown = 0;   // which call of show() the page on screen belongs to
 let config = { features: {} };
 
 const ROUTES = [
@@ -34,11 +35,16 @@ function route() {
   return null;
 }
 
-async function show() {
+function leave() {
   if (cleanup) {
     try { cleanup(); } catch (err) { reportUnexpected(err); }
     cleanup = null;
   }
+}
+
+async function show() {
+  const mine = ++shown;
+  leave();
   const main = document.getElementById("main");
   const crumbs = document.getElementById("crumbs");
   renderWho();
@@ -60,7 +66,10 @@ async function show() {
   const view = h("div", { class: "page" });
   replace(main, view);
   document.title = target.crumbs.length ? `${target.crumbs.map(([t]) => t).join(" / ")} · backstate` : "backstate";
-  cleanup = await target.page(view, { api, session, base, config, params: target.params || {} });
+  const stop = await target.page(view, { api, session, base, config, params: target.params || {} });
+  // A page still loading when the person moved on is stopped as soon as it is ready.
+  if (mine === shown) cleanup = stop;
+  else if (stop) stop();
 }
 
 function renderWho() {

@@ -2,6 +2,9 @@
 
 import { h, replace } from "./dom.js";
 
+// Machine and instance names, as an <input pattern> (the `v` flag wants the dash escaped).
+export const SLUG_PATTERN = "[A-Za-z0-9_\\-]{1,128}";
+
 // The server's own words, and what we were doing: "Could not list machines: this key lacks
 // the machines.read scope (403 missing-scope)".
 export function errorBox(err, doing) {
@@ -45,7 +48,7 @@ export function dangerZone({ what, name, onConfirm }) {
 
 // A textarea whose value must be JSON (or empty, when `optional`).
 export function jsonInput({ value = "", rows = 4, placeholder = "", label }) {
-  const area = h("textarea", { rows, spellcheck: false, placeholder, "aria-label": label, class: "code" });
+  const area = h("textarea", { rows, spellcheck: false, placeholder, class: "code" });
   area.value = value;
   area.readJson = (optional = true) => {
     const text = area.value.trim();

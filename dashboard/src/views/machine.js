@@ -5,7 +5,7 @@ import { allPages } from "../api.js";
 import { badge, card, field, h, replace, spinner } from "../dom.js";
 import { ago, shortId, when } from "../format.js";
 import { deletionHmac } from "../session.js";
-import { act, dangerZone, errorBox, jsonInput, table } from "../ui.js";
+import { SLUG_PATTERN, act, dangerZone, errorBox, jsonInput, table } from "../ui.js";
 import { drawChart } from "./chartPanel.js";
 import { deployPanel } from "./deploy.js";
 import { logsPanel } from "./logsPanel.js";
@@ -102,7 +102,7 @@ function instancesPanel(api, machine, state) {
   let cursor = null;
   let failed = null;
 
-  const name = h("input", { name: "instance", required: true, pattern: "[A-Za-z0-9_-]{1,128}", spellcheck: false });
+  const name = h("input", { name: "instance", required: true, pattern: SLUG_PATTERN, spellcheck: false });
   const context = jsonInput({ label: "initial context", rows: 3, placeholder: '{"count": 0} (optional: merged over the machine\'s own context)' });
   const version = h("select", { name: "version", "aria-label": "version" });
   const out = h("div", { class: "outcome" });
@@ -163,6 +163,7 @@ function instancesPanel(api, machine, state) {
       replace(version, [...versions].reverse().map((v) => h("option", { value: v.id === current ? "" : v.id },
         `${v.clientInfo || shortId(v.id)}${v.id === current ? " (current)" : ""}`)));
       if (!versions.length) version.append(h("option", { value: "" }, "no versions yet"));
+      version.value = "";   // the current version, unless the person picks another
     },
   };
 }

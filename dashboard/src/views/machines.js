@@ -3,7 +3,7 @@
 
 import { card, field, h, replace, spinner } from "../dom.js";
 import { ago, shortId, when } from "../format.js";
-import { act, errorBox, table } from "../ui.js";
+import { SLUG_PATTERN, act, errorBox, table } from "../ui.js";
 
 export async function machinesPage(view, { api }) {
   const list = h("div", null, spinner());
@@ -34,7 +34,7 @@ export async function machinesPage(view, { api }) {
 }
 
 function newMachine(api) {
-  const slug = h("input", { name: "slug", required: true, pattern: "[A-Za-z0-9_-]{1,128}", placeholder: "e.g. toggler", spellcheck: false });
+  const slug = h("input", { name: "slug", required: true, pattern: SLUG_PATTERN, placeholder: "e.g. toggler", spellcheck: false });
   const out = h("div", { class: "outcome" });
   const submit = h("button", { type: "submit", class: "primary" }, "Create machine");
   return card("New machine",
@@ -52,8 +52,8 @@ function newMachine(api) {
 }
 
 function openInstance() {
-  const machine = h("input", { name: "machine", required: true, pattern: "[A-Za-z0-9_-]{1,128}", spellcheck: false });
-  const instance = h("input", { name: "instance", required: true, pattern: "[A-Za-z0-9_-]{1,128}", spellcheck: false });
+  const machine = h("input", { name: "machine", required: true, pattern: SLUG_PATTERN, spellcheck: false });
+  const instance = h("input", { name: "instance", required: true, pattern: SLUG_PATTERN, spellcheck: false });
   return card("Open an instance",
     h("form", {
       class: "stack",

@@ -1,12 +1,14 @@
 // A few DOM helpers: the dashboard builds its pages from plain elements.
 
 // h("button", { class: "primary", onclick }, "Send") -> <button class="primary">Send</button>
-// Props starting with "on" are listeners; `dataset` and `style` objects are merged; false,
-// null and undefined children are skipped; arrays are flattened.
+// Props starting with "on" are listeners; `dataset` and `style` objects are merged; DOM
+// properties are set (false too), other props are attributes (false: left out); false, null
+// and undefined children are skipped; arrays are flattened. Text is always text, never HTML.
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(props || {})) {
-    if (value === undefined || value === null || value === false) continue;
+    if (value === undefined || value === null) continue;
+    if (value === false && !(name in el)) continue;   // an absent attribute; a property is set
     if (name.startsWith("on") && typeof value === "function") {
       el.addEventListener(name.slice(2), guarded(value));
     } else if (name === "dataset" || name === "style") {

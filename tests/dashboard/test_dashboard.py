@@ -420,3 +420,62 @@ def test_a_console_log_line_shows_in_the_logs_view(page: Page, dash: Server, api
     assert api.send("door", "front", "close").status_code == 200
     assert api.send("door", "front", "open").status_code == 200
     expect(logs).to_contain_text("door opened 2 times", timeout=15_000)
+
+
+TANGLED = """
+import { createMachine } from "xstate";
+export default createMachine({
+  id: "tangled", initial: "a", predictableActionArguments: true,
+  on: { RESET: ".a", DEEP: ".b.inner.leaf" },
+  states: {
+    a: { on: { SELF: "a", UP: "#tangled", NEXT: "b", STAY: { actions: "note" } } },
+    b: {
+      initial: "inner",
+      on: { BACK: "a", CHILD: ".inner" },
+      states: {
+        inner: {
+          initial: "leaf",
+          states: { leaf: { on: { OUT: "#tangled.a", SIB: "sib" } }, sib: {} },
+        },
+        hist: { type: "history" },
+      },
+    },
+  },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+
+
+def test_charts_with_root_self_and_deep_transitions_are_drawn(page: Page, dash: Server,
+                                                             api: Api) -> None:
+    api.ok("POST", "/machines", {"slug": "tangled"})
+    api.upload_version("tangled", TANGLED)
+    api.create_instance("tangled", "t")
+    sign_in(page, dash)
+    page.goto(dash.url + "/dashboard/#/m/tangled/i/t")
+    expect(state_node(page, "tangled.a")).to_have_class(ACTIVE)
+    labels = page.locator(".chart-svg .edge-label")
+    expected = ["RESET", "DEEP", "SELF", "UP", "NEXT", "BACK", "CHILD", "OUT", "SIB"]
+    expect(labels).to_have_count(len(expected))
+    for label in expected:
+        expect(labels.filter(has_text=re.compile(f"^{label}$"))).to_have_count(1)
+    expect(page.locator(".chart-svg text.line", has_text="STAY ⟲")).to_have_count(1)
+    expect(page.locator(".chart-svg .state.history")).to_have_count(1)
+    # Every path and label lies inside the drawing.
+    inside = page.evaluate("""() => {
+        const svg = document.querySelector('.chart-svg');
+        const box = svg.viewBox.baseVal;
+        return [...svg.querySelectorAll('.edge path, .edge-label rect')].every((el) => {
+            const b = el.getBBox();
+            return b.x >= -1 && b.y >= -1 && b.x + b.width <= box.width + 1
+                && b.y + b.height <= box.height + 1;
+        });
+    }""")
+    assert inside
+    # Root-level events are accepted in every state; the targetless one too.
+    expect(page.locator(".event-buttons button")).to_have_text(
+        ["SELF", "UP", "NEXT", "STAY", "RESET", "DEEP"])
+    page.locator('.chart-svg .edge-label.clickable[data-event="DEEP"]').click()
+    expect(state_node(page, "tangled.b.inner.leaf")).to_have_class(ACTIVE)
+    page.locator('.chart-svg text.line.clickable[data-event="STAY"]').wait_for(state="detached")

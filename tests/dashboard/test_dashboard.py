@@ -286,7 +286,15 @@ def test_deploy_errors_versions_and_making_one_current(page: Page, dash: Server,
     refused = page.get_by_role("alert")
     expect(refused).to_contain_text("the bundle's default export must be an XState 4 machine")
     expect(refused).to_contain_text("(400 invalid-bundle)")
-    deploy_file(page, TOGGLER, "2.0.0")
+    # A file chosen from the disk, bundled by the server under its own name.
+    page.get_by_label(re.compile("One machine file")).check()
+    page.get_by_label("upload a file").set_input_files(
+        {"name": "toggler.js", "mimeType": "text/javascript", "buffer": TOGGLER.encode()}
+    )
+    expect(page.get_by_label("machine code")).to_have_value(TOGGLER)
+    page.get_by_label("Version reference").fill("2.0.0")
+    page.get_by_role("button", name="Deploy", exact=True).click()
+    expect(page.get_by_text(re.compile(r"Deployed ver_\S+, now current\."))).to_be_visible()
     versions = page.locator("[data-version]")
     expect(versions).to_have_count(2)
     expect(versions.first).to_contain_text("2.0.0")

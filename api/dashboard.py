@@ -13,6 +13,7 @@ instead of failing request after request.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from starlette.types import Receive, Scope, Send
 from api.settings import Settings
 
 DIST = Path(__file__).resolve().parents[1] / "dashboard" / "dist"
+_PARAMETER = re.compile(r"\{[^}]*\}")
 
 
 
@@ -78,12 +80,22 @@ async def _config(request: Request) -> JSONResponse:
 
 
 def _has(routes: list[BaseRoute], path: str, method: str = "", *, websocket: bool = False) -> bool:
+    """Whether the app routes `path` (its parameters named anyhow) for `method`."""
+    wanted = _shape(path)
     for route in routes:
-        if websocket and isinstance(route, WebSocketRoute) and route.path == path:
+        if websocket and isinstance(route, WebSocketRoute) and _shape(route.path) == wanted:
             return True
-        if isinstance(route, Route) and route.path == path and method in (route.methods or ()):
+        if (
+            isinstance(route, Route)
+            and _shape(route.path) == wanted
+            and method in (route.methods or ())
+        ):
             return True
     return False
+
+
+def _shape(path: str) -> str:
+    return _PARAMETER.sub("{}", path)
 
 
 class _Assets(StaticFiles):

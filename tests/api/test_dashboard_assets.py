@@ -56,7 +56,7 @@ def test_the_feature_list_reads_the_servers_own_routes(tmp_path: Path,
     later = create_app(settings, runtime=shared_runtime)
     later.add_api_websocket_route("/rt", realtime)
     later.add_api_route("/logs", logs, methods=["GET"])
-    later.add_api_route("/machines/{machineName}/i/{instanceName}/v", logs, methods=["PUT"])
+    later.add_api_route("/machines/{machine}/i/{instance}/v", logs, methods=["PUT"])
     with run_server(later) as url:
         features = httpx.get(url + "/dashboard/config.json").json()["features"]
     assert features == {"realtime": True, "logs": True, "desiredVersion": True}

@@ -18,7 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import dashboard, errors
 from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
@@ -73,6 +73,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    dashboard.mount(app, settings)
     _add_middleware(app, settings)
     return app
 

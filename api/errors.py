@@ -5,6 +5,7 @@ NotFoundError                   404      not-found
 ConflictError                   409      invalid-state / already-exists / instance-busy
 PayloadTooLargeError            413      payload-too-large
 InvalidRequestError             400      invalid-parameter
+UnsupportedError                501      not-implemented  (a feature this server lacks)
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer
 BundleError                     400      invalid-bundle
@@ -33,6 +34,7 @@ from runtime.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RejectedByAuthorizerError,
+    UnsupportedError,
 )
 
 log = logging.getLogger("backstate.api")
@@ -43,6 +45,7 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
+    (UnsupportedError, 501),
     (InvalidRequestError, 400),
     (AuthError, 403),
     (RejectedByAuthorizerError, 403),

@@ -133,6 +133,34 @@ class InstanceList(Wire):
     cursor: str | None = None
 
 
+# --- backstate's own endpoints (api/routes/extensions.py) --------------------------------
+
+
+class CurrentVersionUpdate(Wire):
+    machineVersionId: str
+
+
+class TimerPublic(Wire):
+    id: str
+    event: Any
+    dueAt: str
+    attempts: int
+
+
+class TimerList(Wire):
+    timers: list[TimerPublic]
+
+
+class BundleBuild(Wire):
+    source: Annotated[str, StringConstraints(min_length=1)]
+    fileName: str | None = None
+
+
+class BundleBuilt(Wire):
+    code: str
+    warnings: str
+
+
 # --- keys -------------------------------------------------------------------------------
 
 

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     timer_retry_s: float = 30.0
     timer_concurrency: int = 32
 
+    # The esbuild binary that bundles single-file machines (POST /machines/{m}/bundle).
+    # Unset: the one npm installed in js_shims/node_modules for this platform.
+    esbuild_path: str | None = None
+    # The dashboard's built assets (served at /dashboard/). Unset: dashboard/dist.
+    dashboard_dir: str | None = None
+
     page_size: int = 100
     db_pool_size: int = 10
     # `backstate serve` processes sharing the port; steps stay serialized across them by the

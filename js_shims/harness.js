@@ -358,10 +358,101 @@ const ops = {
       allowWrite: typeof bundle.allowWrite,
     };
   },
+
+  // The machine's structure for the dashboard's chart, read from machine.definition once when a
+  // version is finalized (runtime/definitions.py documents the shape). Only names and structure
+  // leave the VM: no functions, no context, no meta.
+  definition() {
+    try {
+      return { format: 1, root: describeNode(machine.definition) };
+    } catch (err) {
+      return { format: 1, unavailable: `reading the machine's definition threw ${describe(err)}` };
+    }
+  },
 };
 
 function forget(args) {
   for (const key of args.drop || []) live.delete(key);
+}
+
+// ---- the definition, JSON-safe -------------------------------------------------------------
+
+function describeNode(node) {
+  const out = { id: String(node.id), key: String(node.key), type: String(node.type) };
+  if (node.initial !== undefined) out.initial = String(node.initial);
+  if (node.type === "history") out.history = node.history === "deep" ? "deep" : "shallow";
+  if (typeof node.description === "string") out.description = node.description;
+  out.tags = names(node.tags);
+  out.entry = names((node.entry || node.onEntry || []).filter((a) => !isAfterTimer(a)));
+  out.exit = names((node.exit || node.onExit || []).filter((a) => !isAfterTimer(a)));
+  out.invoke = (node.invoke || []).map((inv) => ({ id: String(inv.id), src: srcName(inv.src) }));
+  out.on = (node.transitions || []).map(describeTransition);
+  out.states = Object.keys(node.states || {}).map((key) => describeNode(node.states[key]));
+  return out;
+}
+
+function describeTransition(t) {
+  const event = String(t.eventType);
+  const out = { event, kind: eventKind(event) };
+  out.targets = (t.target || []).map((target) => String(typeof target === "string" ? target : target.id));
+  out.internal = !!t.internal;
+  const guard = guardName(t.cond);
+  if (guard !== undefined) out.guard = guard;
+  if (out.kind === "after") out.delay = typeof t.delay === "number" ? t.delay : String(t.delay);
+  out.actions = names(t.actions);
+  return out;
+}
+
+// The send and cancel that xstate adds to a node's entry and exit for each `after` delay: the
+// delayed transition already says it.
+function isAfterTimer(action) {
+  const id = action && (action.type === "xstate.cancel" ? action.sendId : action.type === "xstate.send" ? action.id : undefined);
+  return typeof id === "string" && id.startsWith("xstate.after(");
+}
+
+function eventKind(type) {
+  if (type === "") return "always";
+  if (type === "*") return "wildcard";
+  if (type.startsWith("xstate.after(")) return "after";
+  if (type.startsWith("done.")) return "done";
+  if (type.startsWith("error.")) return "error";
+  return "event";
+}
+
+function guardName(cond) {
+  if (cond === undefined || cond === null) return undefined;
+  // An inline function gets xstate's default guard type and the function's own name, which is
+  // the property it was written in ("cond") when it has none: then it is just "guarded" ("").
+  if (cond.type === "xstate.guard") {
+    const name = typeof cond.name === "string" ? cond.name : "";
+    return name === "cond" ? "" : clip(name);
+  }
+  return clip(String(cond.type));
+}
+
+function srcName(src) {
+  if (typeof src === "string") return clip(src);
+  if (src && typeof src.type === "string") return clip(src.type);
+  if (typeof src === "function") return clip(src.name) || "inline";
+  return "inline";
+}
+
+function names(list) {
+  if (!list) return [];
+  const items = Array.isArray(list) ? list : [...list];
+  return items.map((item) => {
+    if (typeof item === "string") return clip(item);
+    if (item && typeof item.exec === "function" && item.type === String(item.exec)) {
+      return clip(item.exec.name) || "inline";   // xstate names an anonymous action by its source
+    }
+    if (item && typeof item.type === "string") return clip(item.type);
+    return "inline";
+  });
+}
+
+function clip(name) {
+  const text = String(name || "");
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
 function poll() {

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runtime import definitions
 from runtime.clock import Clock, SystemClock
 from runtime.errors import BundleError, MachineError, SandboxError
 from runtime.limits import RuntimeLimits
@@ -77,6 +78,19 @@ class Runtime:
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""
         self._snapshot_bundle(source)
+
+    def describe_bundle(self, source: str) -> dict[str, Any]:
+        """Validate `source` as `validate_bundle` does and return its machine's definition
+        (the chart's structure, `runtime/definitions.py`). Raises BundleError."""
+        vm = self.engine.clone(self._base, self.limits.memory_bytes)
+        vm.set_deadline(self.limits.load_s)
+        try:
+            vm.compile_module(source, "bundle")
+            vm.eval_module(self._harness, "harness")
+            _check_shape(_call(vm, {"op": "inspect"}))
+            return definitions.checked(_call(vm, {"op": "definition"}))
+        except MachineError as exc:
+            raise _bundle_error(exc) from exc
 
     def _snapshot_bundle(self, source: str) -> Snapshot:
         vm = self.engine.clone(self._base, self.limits.memory_bytes)

@@ -16,6 +16,8 @@
     ├── EgressDeniedError               a machine's fetch refused by the egress policy (the
     │                                   machine sees a rejected fetch, not this error)
     ├── HostCallError                   a malformed synchronous request from the guest
+    ├── UnsupportedError                a feature this server does not have (or was set up
+    │                                   without): says so rather than failing silently
     └── MachineError                    running the machine failed; nothing was committed
         ├── ScriptError                 a JavaScript exception escaped to the host
         ├── ContextError                context not JSON, or over the size limit
@@ -90,6 +92,10 @@ class EgressDeniedError(BackstateError):
 
 class HostCallError(BackstateError):
     code = "host-call-error"
+
+
+class UnsupportedError(BackstateError):
+    code = "not-implemented"
 
 
 class MachineError(BackstateError):

@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from api.routes import (
     billing,
+    extensions,
     idps,
     instances,
     keys,
@@ -28,5 +29,6 @@ ROUTERS: list[APIRouter] = [
     tokens.router,
     idps.router,
     token_providers.router,
+    extensions.router,
     members.router,
 ]

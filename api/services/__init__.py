@@ -4,6 +4,7 @@ through `api.deps`. Routes stay thin: parse, call one of these, map the result."
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from api.auth import Authenticator
 from api.crypto import ServerKeys
@@ -12,6 +13,8 @@ from api.identity.exchange import TokenExchange
 from api.identity.jwks import JwksCache, JwksFetcher
 from api.identity.providers import IdentityProviders, TokenProviders
 from api.key_cache import KeyCache
+from api.services.builder import Builder
+from api.services.extensions import ExtensionService
 from api.services.instances import InstanceService
 from api.services.keys import KeyService
 from api.services.machines import MachineService
@@ -38,6 +41,8 @@ class Services:
     idps: IdentityProviders
     token_providers: TokenProviders
     tokens: TokenExchange
+    extensions: ExtensionService
+    builder: Builder
 
 
 def build_services(
@@ -69,6 +74,8 @@ def build_services(
         token_providers=token_providers,
         tokens=build_exchange(settings, db, clock, auth, keys, idps, token_providers),
         core=core,
+        extensions=ExtensionService(db, runtime),
+        builder=Builder(Path(settings.esbuild_path) if settings.esbuild_path else None),
     )
 
 

@@ -112,10 +112,11 @@ class VersionService:
             raise InvalidRequestError(
                 "no code was uploaded for this version", parameter="machineVersionId"
             )
-        self._runtime.validate_bundle(bundle_source(bundle))
+        definition = self._runtime.describe_bundle(bundle_source(bundle))  # validates it too
         with self._db.transaction() as session:
             version = version_store.get(session, version_id)
             version.status = version_store.FINAL
+            version.definition = definition
             if client_info is not None:
                 version.client_info = client_info
             if make_current:

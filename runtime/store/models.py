@@ -154,6 +154,10 @@ class MachineVersion(Base):
     client_info: Mapped[str] = mapped_column(Text, default="")
     bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The machine's structure for the dashboard's chart (`runtime/definitions.py`), extracted
+    # when the version is finalized; NULL for versions finalized before it existed. Deferred:
+    # only the definition endpoint reads it.
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
 
     __table_args__ = (Index("ix_machine_versions_machine", "machine_id", "created_at"),)
 

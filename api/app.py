@@ -18,11 +18,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import errors, openapi
 from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
-from api.routes import ROUTERS
+from api.routes import ROUTERS, members
 from api.services import Services, build_services
 from api.services.runtime_port import StepRuntime
 from api.services.versions import UPLOAD_PATH
@@ -78,6 +78,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    members.add_invitations(app)
+    openapi.install(app)
     _add_middleware(app, settings)
     return app
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
 
 from api.scopes import KeyUse, Scope
 
@@ -25,6 +25,19 @@ class Wire(BaseModel):
 
 def iso(when: datetime) -> str:
     return when.isoformat()
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class ErrorBody(Wire):
+    """Every error answer (`api/errors.py`): State Backed's shape, which the clients decode."""
+
+    error: str = Field(description="what went wrong, for people")
+    code: str = Field(description="what went wrong, for programs, e.g. `not-found`")
+    parameter: str | None = Field(
+        default=None, description="the offending parameter, when one is to blame"
+    )
 
 
 # --- machines ---------------------------------------------------------------------------
@@ -77,7 +90,7 @@ class VersionProvisional(Wire):
 
 class VersionFinalize(Wire):
     clientInfo: str | None = None
-    makeCurrent: bool = False
+    makeCurrent: StrictBool = False  # `0` or `"no"` are mistakes, not false
 
 
 class VersionFinalized(Wire):
@@ -98,8 +111,21 @@ class InstanceCreate(Wire):
     machineVersionId: str | None = None
 
 
+# What `EventSend._normalize` accepts, for the OpenAPI document.
+_EVENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "minLength": 1}},
+        },
+    ]
+}
+
+
 class EventSend(Wire):
-    event: str | dict[str, Any]
+    event: str | dict[str, Any] = Field(json_schema_extra=_EVENT_SCHEMA)
 
     @field_validator("event")
     @classmethod
@@ -164,7 +190,7 @@ class KeyList(Wire):
 
 class OrgCreate(Wire):
     name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    allowAnonymousAccess: bool = True
+    allowAnonymousAccess: StrictBool = True
 
 
 class OrgCreated(Wire):

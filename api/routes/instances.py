@@ -9,12 +9,24 @@ from fastapi import APIRouter, Depends, Response
 from api import views
 from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
+from api.openapi import errors
 from api.schemas import EventSend, InstanceCreate, InstanceDelete, InstanceList, StatusUpdate
 
 router = APIRouter(tags=["instances"])
 
+NO_MACHINE = (404, "no such machine")
+NO_INSTANCE = (404, "no such machine or instance")
+BUSY = "the instance is busy with another step (`instance-busy`)"
 
-@router.post("/machines/{machineName}")
+
+@router.post(
+    "/machines/{machineName}",
+    responses=errors(
+        (404, "no such machine or machine version"),
+        (409, f"an instance with this name exists (`already-exists`), or {BUSY}"),
+        413,
+    ),
+)
 async def create_instance(
     machine_name: MachineName,
     body: InstanceCreate,
@@ -28,7 +40,10 @@ async def create_instance(
 
 
 @router.get(
-    "/machines/{machineName}/i", response_model=InstanceList, response_model_exclude_none=True
+    "/machines/{machineName}/i",
+    response_model=InstanceList,
+    response_model_exclude_none=True,
+    responses=errors(NO_MACHINE),
 )
 def list_instances(
     machine_name: MachineName,
@@ -43,7 +58,7 @@ def list_instances(
     )
 
 
-@router.get("/machines/{machineName}/i/{instanceName}")
+@router.get("/machines/{machineName}/i/{instanceName}", responses=errors(NO_INSTANCE))
 async def get_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -54,7 +69,12 @@ async def get_instance(
     return await services.instances.read(principal, machine_name, instance_name)
 
 
-@router.delete("/machines/{machineName}/i/{instanceName}", status_code=204, response_class=Response)
+@router.delete(
+    "/machines/{machineName}/i/{instanceName}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(NO_INSTANCE, 413),
+)
 def delete_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -72,7 +92,7 @@ def delete_instance(
     return Response(status_code=204)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/admin")
+@router.get("/machines/{machineName}/i/{instanceName}/admin", responses=errors(NO_INSTANCE))
 def get_instance_admin(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -84,7 +104,7 @@ def get_instance_admin(
     return views.admin_state(instance, version)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/events")
+@router.get("/machines/{machineName}/i/{instanceName}/events", responses=errors(NO_INSTANCE))
 def list_transitions(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -102,7 +122,12 @@ def list_transitions(
     return body
 
 
-@router.post("/machines/{machineName}/i/{instanceName}/events")
+@router.post(
+    "/machines/{machineName}/i/{instanceName}/events",
+    responses=errors(
+        NO_INSTANCE, (409, f"the instance is paused (`invalid-state`), or {BUSY}"), 413
+    ),
+)
 async def send_event(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -116,7 +141,10 @@ async def send_event(
 
 
 @router.put(
-    "/machines/{machineName}/i/{instanceName}/status", status_code=204, response_class=Response
+    "/machines/{machineName}/i/{instanceName}/status",
+    status_code=204,
+    response_class=Response,
+    responses=errors(NO_INSTANCE, 413),
 )
 def set_status(
     machine_name: MachineName,

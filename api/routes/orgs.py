@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 from api import ids
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import errors
 from api.schemas import OrgCreate, OrgCreated, OrgLimits, OrgList, OrgPublic, iso
 
 router = APIRouter(tags=["orgs"])
@@ -17,7 +18,7 @@ router = APIRouter(tags=["orgs"])
 UNLIMITED = OrgLimits(monthlyEventsLimit=2**53 - 1, monthlyReadsLimit=2**53 - 1)
 
 
-@router.get("/orgs", response_model=OrgList, response_model_exclude_none=True)
+@router.get("/orgs", response_model=OrgList, response_model_exclude_none=True, responses=errors())
 def list_orgs(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("org.read"))],
@@ -39,7 +40,7 @@ def list_orgs(
     )
 
 
-@router.post("/orgs", response_model=OrgCreated)
+@router.post("/orgs", response_model=OrgCreated, responses=errors(413))
 def create_org(
     body: OrgCreate,
     services: ServicesDep,

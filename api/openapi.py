@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from api.schemas import ErrorBody
 
@@ -33,11 +34,17 @@ MEANING = {
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 
 
-def errors(*statuses: int | tuple[int, str], authenticated: bool = True) -> Responses:
+def errors(
+    *statuses: int | tuple[int, str],
+    authenticated: bool = True,
+    ok: type[BaseModel] | None = None,
+) -> Responses:
     """The `responses=` of a route that can answer `statuses` (each a status, or a status and
-    what it means there) besides its success, always 400, and 403 if it needs a token."""
+    what it means there) besides its success, always 400, and 403 if it needs a token. `ok`
+    describes the 200 body of a route that answers a plain dict (documented only: FastAPI then
+    neither validates nor filters what the route returns)."""
     implied: list[int | tuple[int, str]] = [400, 403] if authenticated else [400]
-    declared: Responses = {}
+    declared: Responses = {} if ok is None else {200: {"model": ok}}
     for item in [*implied, *statuses]:
         status, meaning = item if isinstance(item, tuple) else (item, MEANING[item])
         declared[status] = {"model": ErrorBody, "description": meaning}

@@ -159,6 +159,47 @@ class InstanceList(Wire):
     cursor: str | None = None
 
 
+# The instance routes answer plain dicts (a machine's data must reach the client as it is): these
+# only describe them, in the OpenAPI document.
+
+StateValue = str | dict[str, Any]  # XState's `state.value`: a name, or nested ones
+
+
+class InstanceState(Wire):
+    """An instance's State, as its readers see it."""
+
+    ts: int = Field(description="epoch milliseconds of this state, increasing per instance")
+    state: StateValue
+    publicContext: Any = Field(
+        default=None, description="the context's `public` part; absent when it has none"
+    )
+    tags: list[str]
+    done: bool
+
+
+class InstanceAdmin(Wire):
+    """An instance as its administrators see it: the whole context, no authorizer."""
+
+    state: StateValue
+    context: Any
+    status: Literal["running", "paused"]
+    tags: list[str]
+    done: bool
+    machineVersion: MachineVersionInfo
+    createdAt: str
+
+
+class TransitionPublic(Wire):
+    createdAt: str
+    state: StateValue
+    event: dict[str, Any]
+
+
+class TransitionList(Wire):
+    transitions: list[TransitionPublic]
+    cursor: str | None = None
+
+
 # --- keys -------------------------------------------------------------------------------
 
 

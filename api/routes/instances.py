@@ -10,7 +10,16 @@ from api import views
 from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
 from api.openapi import errors
-from api.schemas import EventSend, InstanceCreate, InstanceDelete, InstanceList, StatusUpdate
+from api.schemas import (
+    EventSend,
+    InstanceAdmin,
+    InstanceCreate,
+    InstanceDelete,
+    InstanceList,
+    InstanceState,
+    StatusUpdate,
+    TransitionList,
+)
 
 router = APIRouter(tags=["instances"])
 
@@ -25,6 +34,7 @@ BUSY = "the instance is busy with another step (`instance-busy`)"
         (404, "no such machine or machine version"),
         (409, f"an instance with this name exists (`already-exists`), or {BUSY}"),
         413,
+        ok=InstanceState,
     ),
 )
 async def create_instance(
@@ -58,7 +68,10 @@ def list_instances(
     )
 
 
-@router.get("/machines/{machineName}/i/{instanceName}", responses=errors(NO_INSTANCE))
+@router.get(
+    "/machines/{machineName}/i/{instanceName}",
+    responses=errors(NO_INSTANCE, ok=InstanceState),
+)
 async def get_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -92,7 +105,10 @@ def delete_instance(
     return Response(status_code=204)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/admin", responses=errors(NO_INSTANCE))
+@router.get(
+    "/machines/{machineName}/i/{instanceName}/admin",
+    responses=errors(NO_INSTANCE, ok=InstanceAdmin),
+)
 def get_instance_admin(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -104,7 +120,10 @@ def get_instance_admin(
     return views.admin_state(instance, version)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/events", responses=errors(NO_INSTANCE))
+@router.get(
+    "/machines/{machineName}/i/{instanceName}/events",
+    responses=errors(NO_INSTANCE, ok=TransitionList),
+)
 def list_transitions(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -125,7 +144,10 @@ def list_transitions(
 @router.post(
     "/machines/{machineName}/i/{instanceName}/events",
     responses=errors(
-        NO_INSTANCE, (409, f"the instance is paused (`invalid-state`), or {BUSY}"), 413
+        NO_INSTANCE,
+        (409, f"the instance is paused (`invalid-state`), or {BUSY}"),
+        413,
+        ok=InstanceState,
     ),
 )
 async def send_event(

@@ -51,6 +51,8 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
     refs = _error_refs(document["paths"]["/machines/{machineName}"]["delete"]["responses"])
     assert refs == {"400", "403", "404", "409", "413"}
+    state = document["paths"]["/machines/{machineName}/i/{instanceName}"]["get"]["responses"]
+    assert state["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/InstanceState")
 
 
 def _error_refs(responses: dict[str, Any]) -> set[str]:

@@ -30,6 +30,13 @@ MEANING = {
     501: "not supported by this server",
 }
 
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "a JWT signed with an API key (`backstate token`, or `@statebacked/token`)",
+}
+
 # What FastAPI adds for its own validation errors, which this server never answers.
 _FASTAPI_VALIDATION = ("HTTPValidationError", "ValidationError")
 
@@ -52,7 +59,8 @@ def errors(
 
 
 def install(app: FastAPI) -> None:
-    """Serve the document without FastAPI's 422 responses and their schemas."""
+    """Serve the document as the server behaves: without FastAPI's 422 responses and their
+    schemas, and with the bearer token that every operation answering 403 needs."""
 
     def document() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -60,17 +68,30 @@ def install(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description,
                 routes=app.routes,
             )  # fmt: skip
-            app.openapi_schema = _without_422(schema)
+            app.openapi_schema = _with_bearer(_without_422(schema))
         return app.openapi_schema
 
     app.openapi = document  # type: ignore[method-assign]
 
 
+def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return [op for ops in schema.get("paths", {}).values() for op in ops.values()]
+
+
 def _without_422(schema: dict[str, Any]) -> dict[str, Any]:
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            operation.get("responses", {}).pop("422", None)
+    for operation in _operations(schema):
+        operation.get("responses", {}).pop("422", None)
     definitions = schema.get("components", {}).get("schemas", {})
     for name in _FASTAPI_VALIDATION:
         definitions.pop(name, None)
+    return schema
+
+
+def _with_bearer(schema: dict[str, Any]) -> dict[str, Any]:
+    """The token is read by `api.deps.authenticate` (a plain dependency, so that no security
+    class runs per request); `errors(authenticated=True)` is what marks the operations."""
+    schema.setdefault("components", {})["securitySchemes"] = {"bearer": BEARER}
+    for operation in _operations(schema):
+        if "403" in operation.get("responses", {}):
+            operation["security"] = [{"bearer": []}]
     return schema

@@ -51,6 +51,9 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
     refs = _error_refs(document["paths"]["/machines/{machineName}"]["delete"]["responses"])
     assert refs == {"400", "403", "404", "409", "413"}
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert document["paths"]["/machines"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in document["paths"]["/uploads/code"]["post"], "the form is the token"
     state = document["paths"]["/machines/{machineName}/i/{instanceName}"]["get"]["responses"]
     assert state["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/InstanceState")
 

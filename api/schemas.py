@@ -9,12 +9,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from api.scopes import KeyUse, Scope
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+
+def _without_nul(text: str) -> str:
+    """Text kept in a column of its own: PostgreSQL's text cannot hold NUL (machine data is
+    stored as JSON, where it is escaped)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[
+    str, AfterValidator(_without_nul), WithJsonSchema({"type": "string", "pattern": _NO_NUL})
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    AfterValidator(_without_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": _NO_NUL}),
+]
 
 
 class Wire(BaseModel):
@@ -89,7 +118,7 @@ class VersionProvisional(Wire):
 
 
 class VersionFinalize(Wire):
-    clientInfo: str | None = None
+    clientInfo: Text | None = None
     makeCurrent: StrictBool = False  # `0` or `"no"` are mistakes, not false
 
 
@@ -204,7 +233,7 @@ class TransitionList(Wire):
 
 
 class KeyCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    name: Name
     use: KeyUse | None = None
     scopes: list[Scope] | None = None
 
@@ -230,7 +259,7 @@ class KeyList(Wire):
 
 
 class OrgCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    name: Name
     allowAnonymousAccess: StrictBool = True
 
 

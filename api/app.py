@@ -18,11 +18,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import dashboard, errors
+from api import dashboard, errors, openapi
 from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
-from api.routes import ROUTERS
+from api.routes import ROUTERS, members
 from api.services import build_services
 from api.services.versions import UPLOAD_PATH
 from api.settings import Settings
@@ -74,6 +74,8 @@ def create_app(
         app.include_router(router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
     dashboard.mount(app, settings)
+    members.add_invitations(app)
+    openapi.install(app)
     _add_middleware(app, settings)
     return app
 

@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from runtime.errors import (
     AuthError,
@@ -54,6 +55,7 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
 ]
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: PAYLOAD_TOO_LARGE}
 _LOCATIONS = {"body", "path", "query", "header"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def error_response(
@@ -101,6 +103,22 @@ async def _on_validation_error(_request: Request, exc: RequestValidationError) -
     return error_response(400, message, "invalid-parameter", parameter)
 
 
-async def _on_http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http-error")
-    return error_response(exc.status_code, str(exc.detail), code)
+    response = error_response(exc.status_code, str(exc.detail), code)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's `Allow` names only the first
+    route that matched the path (`GET /machines`, not `POST /machines` too)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in routes)
+    ]  # fmt: skip

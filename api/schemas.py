@@ -9,12 +9,41 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from api.scopes import KeyUse, Scope
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+
+def _without_nul(text: str) -> str:
+    """Text kept in a column of its own: PostgreSQL's text cannot hold NUL (machine data is
+    stored as JSON, where it is escaped)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[
+    str, AfterValidator(_without_nul), WithJsonSchema({"type": "string", "pattern": _NO_NUL})
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    AfterValidator(_without_nul),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": _NO_NUL}),
+]
 
 
 class Wire(BaseModel):
@@ -25,6 +54,19 @@ class Wire(BaseModel):
 
 def iso(when: datetime) -> str:
     return when.isoformat()
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class ErrorBody(Wire):
+    """Every error answer (`api/errors.py`): State Backed's shape, which the clients decode."""
+
+    error: str = Field(description="what went wrong, for people")
+    code: str = Field(description="what went wrong, for programs, e.g. `not-found`")
+    parameter: str | None = Field(
+        default=None, description="the offending parameter, when one is to blame"
+    )
 
 
 # --- machines ---------------------------------------------------------------------------
@@ -76,8 +118,8 @@ class VersionProvisional(Wire):
 
 
 class VersionFinalize(Wire):
-    clientInfo: str | None = None
-    makeCurrent: bool = False
+    clientInfo: Text | None = None
+    makeCurrent: StrictBool = False  # `0` or `"no"` are mistakes, not false
 
 
 class VersionFinalized(Wire):
@@ -98,8 +140,21 @@ class InstanceCreate(Wire):
     machineVersionId: str | None = None
 
 
+# What `EventSend._normalize` accepts, for the OpenAPI document.
+_EVENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "minLength": 1}},
+        },
+    ]
+}
+
+
 class EventSend(Wire):
-    event: str | dict[str, Any]
+    event: str | dict[str, Any] = Field(json_schema_extra=_EVENT_SCHEMA)
 
     @field_validator("event")
     @classmethod
@@ -161,11 +216,52 @@ class BundleBuilt(Wire):
     warnings: str
 
 
+# The instance routes answer plain dicts (a machine's data must reach the client as it is): these
+# only describe them, in the OpenAPI document.
+
+StateValue = str | dict[str, Any]  # XState's `state.value`: a name, or nested ones
+
+
+class InstanceState(Wire):
+    """An instance's State, as its readers see it."""
+
+    ts: int = Field(description="epoch milliseconds of this state, increasing per instance")
+    state: StateValue
+    publicContext: Any = Field(
+        default=None, description="the context's `public` part; absent when it has none"
+    )
+    tags: list[str]
+    done: bool
+
+
+class InstanceAdmin(Wire):
+    """An instance as its administrators see it: the whole context, no authorizer."""
+
+    state: StateValue
+    context: Any
+    status: Literal["running", "paused"]
+    tags: list[str]
+    done: bool
+    machineVersion: MachineVersionInfo
+    createdAt: str
+
+
+class TransitionPublic(Wire):
+    createdAt: str
+    state: StateValue
+    event: dict[str, Any]
+
+
+class TransitionList(Wire):
+    transitions: list[TransitionPublic]
+    cursor: str | None = None
+
+
 # --- keys -------------------------------------------------------------------------------
 
 
 class KeyCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    name: Name
     use: KeyUse | None = None
     scopes: list[Scope] | None = None
 
@@ -191,8 +287,8 @@ class KeyList(Wire):
 
 
 class OrgCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    allowAnonymousAccess: bool = True
+    name: Name
+    allowAnonymousAccess: StrictBool = True
 
 
 class OrgCreated(Wire):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from api import ids
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import errors
 from api.schemas import (
     AnonymousAccess,
     OrgCreate,
@@ -26,7 +27,7 @@ router = APIRouter(tags=["orgs"])
 UNLIMITED = OrgLimits(monthlyEventsLimit=2**53 - 1, monthlyReadsLimit=2**53 - 1)
 
 
-@router.get("/orgs", response_model=OrgList, response_model_exclude_none=True)
+@router.get("/orgs", response_model=OrgList, response_model_exclude_none=True, responses=errors())
 def list_orgs(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("org.read"))],
@@ -49,7 +50,7 @@ def list_orgs(
     )
 
 
-@router.post("/orgs", response_model=OrgCreated)
+@router.post("/orgs", response_model=OrgCreated, responses=errors(413))
 def create_org(
     body: OrgCreate,
     services: ServicesDep,

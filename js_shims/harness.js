@@ -9,6 +9,7 @@
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
 import { State, interpret, spawn } from "npm:xstate";
+import { upgradeOps } from "backstate:upgrade";
 
 const machine = bundle.default;
 
@@ -270,6 +271,9 @@ const ops = {
     };
   },
 };
+
+// The version's side of upgrades to it and from it (upgrade.js; runtime/migrations.py).
+Object.assign(ops, upgradeOps(machine, { restore, persistable, view, checkJson, fail }));
 
 function poll() {
   const r = run;

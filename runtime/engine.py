@@ -84,6 +84,7 @@ class Runtime:
         vm.compile_module((js_dir / XSTATE_ESM).read_text(), "npm:xstate")
         vm.compile_module('export * from "npm:xstate";', "xstate")
         vm.eval_module('import "npm:xstate";', "<xstate>")
+        vm.compile_module((js_dir / "upgrade.js").read_text(), "backstate:upgrade")  # harness.js
         return vm.snapshot()
 
     def compile(self, source: str) -> LoadedVersion:
@@ -93,6 +94,22 @@ class Runtime:
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""
         self._snapshot_bundle(source)
+
+    def load_module(self, source: str, *, name: str,
+                    harness: str) -> tuple[Snapshot, dict[str, Any]]:
+        """`source` registered as the module `name`, then `harness` (which imports it and
+        installs `__bs_entry`) evaluated, in a VM cloned from the base under the bundle load
+        limits: the VM's snapshot and the harness's answer to `inspect`. Raises BundleError.
+        (Migration bundles load this way, see runtime/migrations.py.)"""
+        vm = self.engine.clone(self._base, self.limits.memory_bytes)
+        vm.set_deadline(self.limits.load_s)
+        try:
+            vm.compile_module(source, name)
+            vm.eval_module(harness, f"{name}-harness")
+            shape = _call(vm, {"op": "inspect"})
+        except MachineError as exc:
+            raise _bundle_error(exc) from exc
+        return vm.snapshot(), shape
 
     def _snapshot_bundle(self, source: str) -> Snapshot:
         vm = self.engine.clone(self._base, self.limits.memory_bytes)

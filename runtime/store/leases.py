@@ -150,7 +150,8 @@ class Current:
     ts: int
     view: dict[str, Any]
     cut_off: list[str]
-    desired_version_id: uuid.UUID | None = None  # an upgrade pending (runtime/instances/upgrades.py)
+    # An upgrade pending (runtime/instances/upgrades.py): the version to move to first.
+    desired_version_id: uuid.UUID | None = None
 
 
 def take(

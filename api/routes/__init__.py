@@ -2,11 +2,22 @@
 
 from fastapi import APIRouter
 
-from api.routes import billing, instances, keys, machines, members, orgs, uploads, versions
+from api.routes import (
+    billing,
+    instances,
+    keys,
+    machines,
+    members,
+    migrations,
+    orgs,
+    uploads,
+    versions,
+)
 
 ROUTERS: list[APIRouter] = [
     machines.router,
     versions.router,
+    migrations.router,
     uploads.router,
     instances.router,
     keys.router,

@@ -19,7 +19,7 @@ from runtime.clock import SystemClock
 from runtime.engine import Runtime
 from runtime.errors import InstanceChangedError
 from runtime.store import upgrades as upgrade_rows
-from runtime.store.models import Instance, Timer
+from runtime.store.models import Instance, Timer, VersionMigration
 from tests.conftest import Server
 from tests.support.bundles import COUNTER, TOGGLER
 from tests.support.client import Api, assert_error, upload
@@ -388,3 +388,13 @@ def test_the_version_switch_needs_the_desired_version_it_applies(server: Server,
     with server.services.db.raw() as tx, pytest.raises(InstanceChangedError):
         upgrade_rows.switch_version(tx, row.id, uuid.UUID(raw(v2)))
     assert api.ok("GET", "/machines/studio/i/i/admin")["machineVersion"]["id"] == v1
+
+
+def test_deleting_a_machine_deletes_its_migrations(server: Server, api: Api) -> None:
+    v1, v2, _ = studio(api)
+    api.upload_migration("studio", v1, v2, V1_TO_V2)
+    api.ok("POST", "/machines/studio/migrations", {"fromMachineVersionId": v2,
+                                                   "toMachineVersionId": v1})  # provisional
+    assert api.delete_machine("studio").status_code == 204
+    with server.services.db.read() as session:
+        assert session.scalars(select(VersionMigration)).all() == []

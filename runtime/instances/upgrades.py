@@ -110,14 +110,17 @@ class Upgrades:
         """Upgrade the instance `current`, then run its event on the new version (`run`),
         committing the upgrade through `commits` just before the event's first macrostep."""
         assert current.desired_version_id is not None
-        hops, timers = self._plan(current, current.desired_version_id)
         try:
+            hops, timers = self._plan(current, current.desired_version_id)
             upgraded = upgrade(self._runtime, start=self._versions.get(current.version_id),
                                hops=hops, state_json=current.state_json,
                                event=_event(current, hops), timers=timers)
         except UpgradeFailedError as exc:
-            log.warning("instance %s stays on version %s: its upgrade failed: %s", current.id,
-                        current.version_id, exc.message)
+            # Until instances have logs of their own (the logs API), the server's log has them.
+            output = "".join(f"\n  {line.stream}: {line.text}" for line in exc.logs)
+            log.warning("instance %s stays on version %s, its upgrade to %s failed: %s%s",
+                        current.id, current.version_id, current.desired_version_id,
+                        exc.message, output)
             raise UpgradeFailedError(
                 f"the instance's upgrade to its desired version failed, so it stays on its "
                 f"version and the event was not delivered: {exc.message}", logs=exc.logs,
@@ -143,9 +146,10 @@ class Upgrades:
             timers = upgrade_rows.pending_timers(session, current.id)
         path = graph.path(current.version_id, desired)
         if not path:
-            raise UpgradeFailedError(
-                f"the instance's desired version {desired} cannot be reached: no migrations "
-                f"lead there from its version {current.version_id}")
+            message = (f"the desired version {desired} cannot be reached: no migrations lead "
+                       f"there from the instance's version {current.version_id}")
+            line = LogLine(self._runtime.clock.now_ms(), "stderr", f"[backstate] {message}")
+            raise UpgradeFailedError(message, logs=[line])
         hops = [Hop(edge.id, self._migrations.get(edge.id), edge.to_version_id,
                     self._versions.get(edge.to_version_id)) for edge in path]
         pending = [PendingTimer(send_id, str(event.get("type"))) for send_id, event in timers]

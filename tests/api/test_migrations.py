@@ -398,3 +398,19 @@ def test_deleting_a_machine_deletes_its_migrations(server: Server, api: Api) -> 
     assert api.delete_machine("studio").status_code == 204
     with server.services.db.read() as session:
         assert session.scalars(select(VersionMigration)).all() == []
+
+
+def test_a_desired_version_out_of_reach_fails_the_event_and_changes_nothing(
+        server: Server, api: Api) -> None:
+    # `PUT .../v` refuses such a version; a race with an upgrade that moved the instance
+    # meanwhile could still leave one (simulated here by writing it).
+    v1, _, v3 = studio(api)
+    paused(api)
+    before = transitions(api, "i")
+    with server.services.db.transaction() as session:
+        session.execute(update(Instance).values(desired_version_id=uuid.UUID(raw(v3))))
+    failed = assert_error(api.send("studio", "i", "RESUME"), 409, "upgrade-failed")
+    assert "cannot be reached" in failed["error"]
+    assert transitions(api, "i") == before
+    assert api.set_desired_version("studio", "i", v1).status_code == 201  # cancels it
+    assert api.send("studio", "i", "RESUME").status_code == 200

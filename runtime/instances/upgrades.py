@@ -162,12 +162,16 @@ class Upgrades:
                         dropped.send_id, dropped.reason)
             text = f"the upgrade dropped the timer {dropped.send_id!r}: {dropped.reason}"
             logs.append(LogLine(self._runtime.clock.now_ms(), "stderr", f"[backstate] {text}"))
+        if upgraded.view.done:
+            text = "the upgrade reached a final state: the instance's timers are dropped"
+            logs.append(LogLine(self._runtime.clock.now_ms(), "stderr", f"[backstate] {text}"))
         log.info("instance %s upgraded from version %s to %s through %d migration(s)",
                  current.id, current.version_id, hops[-1].version_id, len(hops))
         return Macrostep(
             event=_event(current, hops), state_json=upgraded.state_json, view=upgraded.view,
             context=upgraded.context, cancels=[d.send_id for d in upgraded.dropped], logs=logs,
-            upgrade_to=hops[-1].version_id,
+            # A machine in its top-level final state stops, and xstate drops its timers.
+            clear_timers=upgraded.view.done, upgrade_to=hops[-1].version_id,
         )  # fmt: skip
 
 

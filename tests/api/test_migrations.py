@@ -414,3 +414,33 @@ def test_a_desired_version_out_of_reach_fails_the_event_and_changes_nothing(
     assert transitions(api, "i") == before
     assert api.set_desired_version("studio", "i", v1).status_code == 201  # cancels it
     assert api.send("studio", "i", "RESUME").status_code == 200
+
+
+PINGER = """
+import { createMachine, send } from "npm:xstate";
+export default createMachine({
+  id: "pinger", predictableActionArguments: true, initial: "idle",
+  states: {
+    idle: { on: { arm: { actions: send({ type: "ping" }, { delay: 60000, id: "ping" }) } } },
+    finished: {},
+  },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+
+
+def test_an_upgrade_into_a_final_state_drops_the_timers(server: Server, api: Api) -> None:
+    v1 = api.create_machine("pinger", PINGER)
+    v2 = api.upload_version("pinger", PINGER.replace("finished: {}", 'finished: { type: "final" }'),
+                            make_current=False)
+    api.upload_migration("pinger", v1, v2, migration('(p) => ["finished"]'))
+    api.create_instance("pinger", "p")
+    api.send("pinger", "p", "arm")
+    assert list(timer_rows(server)) == ["ping"]
+    api.set_desired_version("pinger", "p", v2)
+    state = api.send("pinger", "p", "arm").json()   # a finished machine ignores it
+    assert (state["state"], state["done"]) == ("finished", True)
+    assert [t["event"]["type"] for t in transitions(api, "p", "pinger")][-1] == (
+        "statebacked.upgrade")
+    assert timer_rows(server) == {}, "xstate drops a finished machine's timers"

@@ -112,9 +112,10 @@ class Upgrades:
         assert current.desired_version_id is not None
         try:
             hops, timers = self._plan(current, current.desired_version_id)
+            event_of_upgrade = _event(current.version_id, hops)
             upgraded = upgrade(self._runtime, start=self._versions.get(current.version_id),
                                hops=hops, state_json=current.state_json,
-                               event=_event(current, hops), timers=timers)
+                               event=event_of_upgrade, timers=timers)
         except UpgradeFailedError as exc:
             # Until instances have logs of their own (the logs API), the server's log has them.
             output = "".join(f"\n  {line.stream}: {line.text}" for line in exc.logs)
@@ -125,16 +126,22 @@ class Upgrades:
                 f"the instance's upgrade to its desired version failed, so it stays on its "
                 f"version and the event was not delivered: {exc.message}", logs=exc.logs,
             ) from exc
-        step = self._transition(current, hops, upgraded)
+        step = self._transition(event_of_upgrade, hops, upgraded)
         swallowed = {t.event_type for t in timers if t.send_id in step.cancels}
         if trusted and event.get("type") in swallowed:
             # The timer being delivered is one of those dropped: only the upgrade commits.
             commits(dataclasses.replace(step, last=True))
+            _report(current, hops, upgraded)
             return StepResult([step], [], list(step.logs))
         hook = _UpgradeFirst(commits, step)
-        result = run(hops[-1].version, upgraded.state_json, hook)
-        if not hook.committed:  # the new version took no transition: the upgrade still holds
-            commits(dataclasses.replace(step, last=True))
+        try:
+            result = run(hops[-1].version, upgraded.state_json, hook)
+            if not hook.committed:  # the new version took no transition: the upgrade holds
+                commits(dataclasses.replace(step, last=True))
+                hook.committed = True
+        finally:
+            if hook.committed:
+                _report(current, hops, upgraded)
         return StepResult([step, *result.macrosteps], result.cut_off,
                           [*step.logs, *result.logs], result.error)
 
@@ -155,32 +162,37 @@ class Upgrades:
         pending = [PendingTimer(send_id, str(event.get("type"))) for send_id, event in timers]
         return hops, pending
 
-    def _transition(self, current: Current, hops: list[Hop], upgraded: Upgraded) -> Macrostep:
-        logs = list(upgraded.logs)
-        for dropped in upgraded.dropped:
-            log.warning("instance %s: upgrade dropped timer %r: %s", current.id,
-                        dropped.send_id, dropped.reason)
-            text = f"the upgrade dropped the timer {dropped.send_id!r}: {dropped.reason}"
-            logs.append(LogLine(self._runtime.clock.now_ms(), "stderr", f"[backstate] {text}"))
+    def _transition(self, event: dict[str, Any], hops: list[Hop],
+                    upgraded: Upgraded) -> Macrostep:
+        now = self._runtime.clock.now_ms()
+        notes = [f"the upgrade dropped the timer {d.send_id!r}: {d.reason}"
+                 for d in upgraded.dropped]
         if upgraded.view.done:
-            text = "the upgrade reached a final state: the instance's timers are dropped"
-            logs.append(LogLine(self._runtime.clock.now_ms(), "stderr", f"[backstate] {text}"))
-        log.info("instance %s upgraded from version %s to %s through %d migration(s)",
-                 current.id, current.version_id, hops[-1].version_id, len(hops))
+            notes.append("the upgrade reached a final state: the instance's timers are dropped")
+        logs = [*upgraded.logs, *(LogLine(now, "stderr", f"[backstate] {n}") for n in notes)]
         return Macrostep(
-            event=_event(current, hops), state_json=upgraded.state_json, view=upgraded.view,
+            event=event, state_json=upgraded.state_json, view=upgraded.view,
             context=upgraded.context, cancels=[d.send_id for d in upgraded.dropped], logs=logs,
             # A machine in its top-level final state stops, and xstate drops its timers.
             clear_timers=upgraded.view.done, upgrade_to=hops[-1].version_id,
         )  # fmt: skip
 
 
-def _event(current: Current, hops: list[Hop]) -> dict[str, Any]:
+def _report(current: Current, hops: list[Hop], upgraded: Upgraded) -> None:
+    """The server's log of a committed upgrade (its lines are also on the macrostep)."""
+    log.info("instance %s upgraded from version %s to %s through %d migration(s)",
+             current.id, current.version_id, hops[-1].version_id, len(hops))
+    for dropped in upgraded.dropped:
+        log.warning("instance %s: the upgrade dropped timer %r: %s", current.id,
+                    dropped.send_id, dropped.reason)
+
+
+def _event(from_version_id: uuid.UUID, hops: list[Hop]) -> dict[str, Any]:
     """The upgrade's transition event, as State Backed records it (raw UUIDs)."""
     return {
         "type": UPGRADE_EVENT,
         "migrationPath": [str(hop.migration_id) for hop in hops],
-        "fromMachineVersionId": str(current.version_id),
+        "fromMachineVersionId": str(from_version_id),
         "toMachineVersionId": str(hops[-1].version_id),
     }
 

@@ -37,10 +37,11 @@ function invoke(name, args, shown) {
 function upgradedPath(path, context) {
   const shown = JSON.stringify(path);
   const out = invoke("upgradeState", [path, context], `${shown}, context`);
-  if (!Array.isArray(out) || !out.length || !out.every((key) => typeof key === "string" && key)) {
+  // [] names the machine itself (its initial states), as a path may stop at any state.
+  if (!Array.isArray(out) || !out.every((key) => typeof key === "string" && key)) {
     let got;
     try { got = JSON.stringify(out); } catch (err) { got = String(out); }
-    fail("invalid-upgrade", `upgradeState(${shown}, context) returned ${got}; it must return a non-empty array of state names`);
+    fail("invalid-upgrade", `upgradeState(${shown}, context) returned ${got}; it must return an array of state names`);
   }
   return out.slice();
 }

@@ -4,8 +4,9 @@ committed states, behind one facade (`Instances`, in `facade.py`).
 Modules, in the order a step meets them: `locks.py` (per-process FIFO lock per instance),
 `lanes.py` (admission to the CPU), `threads.py` (step and database threads), `runner.py` (one
 step serialized across processes: `leases.py` for this process's side of the leases,
-`commits.py` for how each macrostep is written), `versions.py` (the compiled versions this
-process keeps), `feed.py` (who learns of every committed state), `timers.py` (the scheduler's
+`commits.py` for how each macrostep is written), `upgrades.py` (the desired version, and the
+upgrade a step applies before its event), `versions.py` (the compiled versions this process
+keeps), `feed.py` (who learns of every committed state), `timers.py` (the scheduler's
 view of the timer table).
 """
 

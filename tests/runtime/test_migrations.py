@@ -155,8 +155,10 @@ def test_upgrade_context_sees_the_old_and_new_leaf_paths(runtime: Runtime) -> No
     assert up.view.tags == ["left-live"]
 
 
-def test_a_path_to_a_compound_state_enters_its_initial_states(runtime: Runtime) -> None:
-    to_session = migration('(p) => p[0] === "pause" ? ["session"] : p')
+@pytest.mark.parametrize("target", ['["session"]', "[]"])
+def test_a_path_to_a_compound_state_enters_its_initial_states(runtime: Runtime,
+                                                              target: str) -> None:
+    to_session = migration(f'(p) => p[0] === "pause" ? {target} : p')
     up = run_upgrade(runtime, paused_with_history(runtime), (to_session, STUDIO_V1))
     assert up.view.value == {"session": {"mixing": {"left": "muted", "right": "quiet"}}}
 
@@ -194,8 +196,8 @@ def test_after_timers_of_states_the_upgrade_left_are_dropped(runtime: Runtime) -
     ('(p) => [...p, "deeper"]', None, "has no state"),
     ('(p) => ["session", "resume"]', None, "history pseudo-state"),
     ('(p) => p.includes("left") ? ["session", "recording"] : p', None, "cannot be active together"),
-    ("(p) => p.join('.')", None, "must return a non-empty array"),
-    ("(p) => []", None, "must return a non-empty array"),
+    ("(p) => p.join('.')", None, "must return an array of state names"),
+    ('(p) => ["session", ""]', None, "must return an array of state names"),
     ("async (p) => p", None, "not a Promise"),
     ("(p) => p", "() => [1, 2]", "must return an object"),
     ("(p) => p", "(o, n, c) => ({ ...c, f: () => 1 })", r"context\.f as a function"),

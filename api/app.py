@@ -23,8 +23,9 @@ from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
 from api.routes import ROUTERS, members
+from api.routes.migrations import MIGRATIONS_PATH
 from api.services import build_services
-from api.services.versions import UPLOAD_PATH
+from api.services.uploads import UPLOAD_PATH
 from api.settings import Settings
 from runtime.clock import Clock, SystemClock
 from runtime.store import Database
@@ -148,6 +149,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     def limit_for(path: str) -> int:
         if path == UPLOAD_PATH:
             return settings.max_upload_body_bytes
+        if MIGRATIONS_PATH.fullmatch(path):
+            return settings.max_migration_body_bytes
         return settings.max_body_bytes
 
     app.add_middleware(CatchAll)

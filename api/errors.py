@@ -2,9 +2,10 @@
 
 runtime.errors class            status   code (default)
 NotFoundError                   404      not-found
-ConflictError                   409      invalid-state / already-exists / instance-busy
+ConflictError                   409      invalid-state / already-exists / instance-busy /
+                                         upgrade-failed (a pending upgrade's migration failed)
 PayloadTooLargeError            413      payload-too-large
-InvalidRequestError             400      invalid-parameter
+InvalidRequestError             400      invalid-parameter / no-migration-path
 UnsupportedError                501      not-implemented  (a feature this server lacks)
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer

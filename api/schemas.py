@@ -131,6 +131,27 @@ class VersionList(Wire):
     cursor: str | None = None
 
 
+# --- migrations between versions --------------------------------------------------------
+
+
+class MigrationCreate(Wire):
+    """The client also sends the whole code (`code`, or `gzippedCode` as an object of byte
+    values): ignored here, as every unknown field is; the code comes through the upload."""
+
+    fromMachineVersionId: str
+    toMachineVersionId: str
+
+
+class MigrationProvisional(Wire):
+    machineVersionMigrationId: str
+    codeUploadUrl: str
+    codeUploadFields: dict[str, str]
+
+
+class MigrationFinalized(Wire):
+    machineVersionMigrationId: str
+
+
 # --- instances --------------------------------------------------------------------------
 
 
@@ -170,6 +191,10 @@ class EventSend(Wire):
 class InstanceDelete(Wire):
     dangerDataWillBeDeletedForever: Literal[True]
     hmacSha256OfMachineInstanceNameWithMachineNameKey: str
+
+
+class DesiredVersionUpdate(Wire):
+    targetMachineVersionId: str
 
 
 class StatusUpdate(Wire):

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_000_000
     max_upload_body_bytes: int = 10_500_000
+    # `POST /machines/{m}/migrations`: the client puts the whole code in its JSON body as well
+    # (a 1 MB gzip bundle as an object of byte values is some 13 MB of JSON).
+    max_migration_body_bytes: int = 20_000_000
     max_bundle_gzip_bytes: int = 1_000_000
     max_bundle_bytes: int = 10_000_000
     max_event_bytes: int = 400_000

@@ -9,6 +9,7 @@
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
 import { State, interpret, spawn } from "npm:xstate";
+import { upgradeOps } from "backstate:upgrade";
 
 const machine = bundle.default;
 
@@ -454,6 +455,9 @@ function clip(name) {
   const text = String(name || "");
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
+
+// The version's side of upgrades to it and from it (upgrade.js; runtime/migrations.py).
+Object.assign(ops, upgradeOps(machine, { restore, persistable, view, checkJson, fail }));
 
 function poll() {
   const r = run;

@@ -69,40 +69,49 @@ class Runtime:
         vm.compile_module((js_dir / XSTATE_ESM).read_text(), "npm:xstate")
         vm.compile_module('export * from "npm:xstate";', "xstate")
         vm.eval_module('import "npm:xstate";', "<xstate>")
+        vm.compile_module((js_dir / "upgrade.js").read_text(), "backstate:upgrade")  # harness.js
         return vm.snapshot()
 
     def compile(self, source: str) -> LoadedVersion:
         """`source` validated and loaded into a VM snapshot. Raises BundleError."""
-        return LoadedVersion(self._snapshot_bundle(source), self._pool)
+        vm, shape = self._loaded(source, "bundle", self._harness)
+        _check_shape(shape)
+        return LoadedVersion(vm.snapshot(), self._pool)
 
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""
-        self._snapshot_bundle(source)
+        _check_shape(self._loaded(source, "bundle", self._harness)[1])
 
     def describe_bundle(self, source: str) -> dict[str, Any]:
         """Validate `source` as `validate_bundle` does and return its machine's definition
         (the chart's structure, `runtime/definitions.py`). Raises BundleError."""
-        vm = self.engine.clone(self._base, self.limits.memory_bytes)
-        vm.set_deadline(self.limits.load_s)
+        vm, shape = self._loaded(source, "bundle", self._harness)
+        _check_shape(shape)
         try:
-            vm.compile_module(source, "bundle")
-            vm.eval_module(self._harness, "harness")
-            _check_shape(_call(vm, {"op": "inspect"}))
             return definitions.checked(_call(vm, {"op": "definition"}))
         except MachineError as exc:
             raise _bundle_error(exc) from exc
 
-    def _snapshot_bundle(self, source: str) -> Snapshot:
+    def load_module(self, source: str, *, name: str,
+                    harness: str) -> tuple[LoadedVersion, dict[str, Any]]:
+        """`source` registered as the module `name`, then `harness` (which imports it and
+        installs `__bs_entry`): the loaded module, with its VMs, and the harness's answer to
+        `inspect`. Raises BundleError. (Migration bundles load this way, see
+        runtime/migrations.py.)"""
+        vm, shape = self._loaded(source, name, harness)
+        return LoadedVersion(vm.snapshot(), self._pool), shape
+
+    def _loaded(self, source: str, name: str, harness: str) -> tuple[VM, dict[str, Any]]:
+        """A VM cloned from the base with `source` registered as `name` and `harness`
+        evaluated, under the bundle load limits, and the harness's `inspect` answer."""
         vm = self.engine.clone(self._base, self.limits.memory_bytes)
         vm.set_deadline(self.limits.load_s)
         try:
-            vm.compile_module(source, "bundle")
-            vm.eval_module(self._harness, "harness")
-            shape = _call(vm, {"op": "inspect"})
+            vm.compile_module(source, name)
+            vm.eval_module(harness, f"{name}-harness" if name != "bundle" else "harness")
+            return vm, _call(vm, {"op": "inspect"})
         except MachineError as exc:
             raise _bundle_error(exc) from exc
-        _check_shape(shape)
-        return vm.snapshot()
 
     # -- steps ----------------------------------------------------------------------------
     # `instance_key` and `seq` name the instance and the sequence number its row is at (0 for a

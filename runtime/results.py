@@ -6,6 +6,7 @@ Nothing here touches the sandbox; the server persists these as they are.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,6 +85,9 @@ class Macrostep:
     # The step commits nothing after this macrostep: its commit may also end the step's hold
     # on the instance (the server releases its lease in the same transaction).
     last: bool = False
+    # Set on an upgrade's `statebacked.upgrade` transition (runtime/instances/upgrades.py): the
+    # version the instance moves to, switched in this macrostep's transaction.
+    upgrade_to: uuid.UUID | None = None
 
     @property
     def state(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from api.routes import (
     keys,
     machines,
     members,
+    migrations,
     orgs,
     token_providers,
     tokens,
@@ -17,10 +18,10 @@ from api.routes import (
     versions,
 )
 
-# `members` stays last: its `PUT /{invitationCode}` matches any one-segment path.
 ROUTERS: list[APIRouter] = [
     machines.router,
     versions.router,
+    migrations.router,
     uploads.router,
     instances.router,
     keys.router,

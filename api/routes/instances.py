@@ -11,6 +11,7 @@ from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
 from api.openapi import errors
 from api.schemas import (
+    DesiredVersionUpdate,
     EventSend,
     InstanceAdmin,
     InstanceCreate,
@@ -117,8 +118,10 @@ def get_instance_admin(
     principal: Annotated[Principal, Depends(requires("instances.admin"))],
 ) -> dict[str, Any]:
     """The full administrative view (whole context, status, version); no authorizer runs."""
-    instance, version = services.instances.admin_state(principal, machine_name, instance_name)
-    return views.admin_state(instance, version)
+    instance, version, desired = services.instances.admin_state(
+        principal, machine_name, instance_name
+    )
+    return views.admin_state(instance, version, desired)
 
 
 @router.get(
@@ -179,3 +182,19 @@ async def set_status(
     """Pause or resume: a paused instance rejects every event with 409."""
     await services.instances.set_status(principal, machine_name, instance_name, body.status)
     return Response(status_code=204)
+
+
+@router.put("/machines/{machineName}/i/{instanceName}/v", status_code=201, response_class=Response)
+async def set_desired_version(
+    machine_name: MachineName,
+    instance_name: InstanceName,
+    body: DesiredVersionUpdate,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(requires("instances.write"))],
+) -> Response:
+    """Upgrade the instance to this version at its next event delivered while it is settled;
+    400 `no-migration-path` unless migrations lead there from its version."""
+    await services.instances.set_desired_version(
+        principal, machine_name, instance_name, body.targetMachineVersionId
+    )
+    return Response(status_code=201)

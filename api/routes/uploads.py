@@ -1,5 +1,6 @@
-"""The code upload endpoint behind `codeUploadUrl` (S3 presigned-POST style: no bearer
-token; the signed `token` form field authorizes the upload)."""
+"""The code upload endpoint behind `codeUploadUrl`, for machine versions and migrations (S3
+presigned-POST style: no bearer token; the signed `token` form field authorizes the upload and
+says what the code is for)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from starlette.formparsers import MultiPartException
 
 from api.deps import ServicesDep
 from api.openapi import errors
-from api.services.versions import UPLOAD_PATH
+from api.services.uploads import UPLOAD_PATH
 from runtime.errors import InvalidRequestError
 
-router = APIRouter(tags=["machine versions"])
+router = APIRouter(tags=["machine versions", "migrations"])
 
 # The form is read by hand (its size and field limits), so FastAPI cannot describe it.
 _FORM = {
@@ -59,5 +60,5 @@ async def upload_code(request: Request, services: ServicesDep) -> Response:
             gzipped = form.get("content-encoding") == "gzip"
     except (MultiPartException, AssertionError, KeyError) as exc:
         raise InvalidRequestError("expected a multipart form", parameter="file") from exc
-    await run_in_threadpool(services.versions.upload, token, content, gzipped=gzipped)
+    await run_in_threadpool(services.uploads.receive, token, content, gzipped=gzipped)
     return Response(status_code=204)

@@ -13,18 +13,23 @@ from api.identity.exchange import TokenExchange
 from api.identity.jwks import JwksCache, JwksFetcher
 from api.identity.providers import IdentityProviders, TokenProviders
 from api.key_cache import KeyCache
+from api.services import migrations, versions
 from api.services.builder import Builder
 from api.services.extensions import ExtensionService
 from api.services.instances import InstanceService
 from api.services.keys import KeyService
 from api.services.machines import MachineService
+from api.services.migrations import MigrationService
 from api.services.orgs import OrgService
-from api.services.versions import Limits, VersionService
+from api.services.uploads import CodeUploads, Limits
+from api.services.versions import VersionService
 from api.settings import Settings
 from runtime.clock import Clock
 from runtime.engine import Runtime
 from runtime.instances import Instances, InstancesConfig
 from runtime.store import Database
+from runtime.store import version_migrations as migration_store
+from runtime.store import versions as version_store
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,8 @@ class Services:
     auth: Authenticator
     machines: MachineService
     versions: VersionService
+    migrations: MigrationService
+    uploads: CodeUploads
     instances: InstanceService
     keys: KeyService
     orgs: OrgService
@@ -57,6 +64,10 @@ def build_services(
         raw_bytes=settings.max_bundle_bytes,
         upload_ttl_s=settings.upload_token_ttl_s,
     )
+    uploads = CodeUploads(db, clock, server_keys, limits=limits, stores={
+        versions.UPLOAD_KIND: version_store.store_bundle,
+        migrations.UPLOAD_KIND: migration_store.store_bundle,
+    })
     auth = Authenticator(db, server_keys, settings, key_cache)
     keys = KeyService(db, server_keys, clock, key_cache, page_size=page)
     idps = IdentityProviders(db, server_keys, clock, page_size=page)
@@ -66,7 +77,10 @@ def build_services(
         db=db,
         auth=auth,
         machines=MachineService(db, clock, page_size=page),
-        versions=VersionService(db, clock, server_keys, runtime, limits=limits, page_size=page),
+        versions=VersionService(db, clock, server_keys, runtime, uploads=uploads,
+                                page_size=page),
+        migrations=MigrationService(db, clock, server_keys, runtime, uploads=uploads),
+        uploads=uploads,
         instances=InstanceService(db, core, page_size=page),
         keys=keys,
         orgs=OrgService(db, clock, auth),

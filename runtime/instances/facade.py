@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runtime.clock import Clock
-from runtime.engine import Runtime
+from runtime.engine import LoadedVersion, Runtime
 from runtime.errors import (
     ConflictError,
     InvalidRequestError,
@@ -47,8 +47,9 @@ from runtime.instances.mailbox import Mailboxes, Work
 from runtime.instances.runner import Runner
 from runtime.instances.threads import Threads
 from runtime.instances.timers import TimerTable
+from runtime.instances.upgrades import Upgrades
 from runtime.instances.versions import Versions
-from runtime.results import Delivery, InstanceState, StepResult
+from runtime.results import CommitHook, Delivery, InstanceState, StepResult
 from runtime.scheduler import RetryPolicy, Scheduler
 from runtime.store import Database
 from runtime.store import instances as instance_rows
@@ -94,6 +95,7 @@ class Instances:
         self._leases = LeaseKeeper(db, clock, ttl_s=config.lease_ttl_s,
                                    wait_s=config.lease_wait_s)
         self._versions = Versions(db, runtime, size=config.cached_versions)
+        self._upgrades = Upgrades(db, runtime, self._versions, cached=config.cached_versions)
         self.feed = Feed()
         table = TimerTable(db, self._db_threads, owner=self._leases.owner,
                            claim_ms=int(config.timer_claim_s * 1000))
@@ -216,11 +218,27 @@ class Instances:
 
     def _events_body(self, deliveries: list[Delivery], current: Current,
                      commits: StepCommits) -> StepResult:
+        if self._upgrades.pending(current):  # a desired version: upgrade first (upgrades.py)
+            return self._upgrade_then_send(deliveries[0], current, commits)
         return self._runtime.send_batch(
             self._versions.get(current.version_id), instance_name=current.slug,
             state_json=current.state_json, deliveries=deliveries, on_commit=commits,
             cut_off=list(current.cut_off), instance_key=str(current.id), seq=current.seq,
         )  # fmt: skip
+
+    def _upgrade_then_send(self, delivery: Delivery, current: Current,
+                           commits: StepCommits) -> StepResult:
+        """The upgrade, then `delivery` alone on the new version: events queued behind it run
+        in the next step (`batches.answers` leaves them unanswered)."""
+        def on_new_version(version: LoadedVersion, state_json: str,
+                           hook: CommitHook) -> StepResult:
+            return self._runtime.send(
+                version, instance_name=current.slug, state_json=state_json,
+                event=delivery.event, auth_context=delivery.auth_context, on_commit=hook,
+                trusted=delivery.trusted)
+
+        return self._upgrades.send(current, commits, delivery.event, trusted=delivery.trusted,
+                                   run=on_new_version)
 
     async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,
                    auth_context: dict[str, Any]) -> InstanceState:
@@ -241,6 +259,13 @@ class Instances:
         """Pause or resume: a paused instance refuses every event, timers included."""
         await self._db_threads.run(functools.partial(
             self._set_status, org_id, machine, instance, status))
+
+    async def set_desired_version(self, org_id: uuid.UUID, machine: str, instance: str,
+                                  version_id: uuid.UUID) -> None:
+        """Upgrade the instance to `version_id` at its next event delivered while it is
+        settled (see upgrades.py); NoMigrationPathError if no migrations lead there."""
+        await self._db_threads.run(functools.partial(
+            self._upgrades.set_desired, org_id, machine, instance, version_id))
 
     async def delete(self, org_id: uuid.UUID, machine: str, instance: str) -> None:
         """Delete the instance with its transitions and timers. A step running meanwhile is

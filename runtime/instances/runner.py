@@ -109,6 +109,9 @@ class Runner:
     def _commits(self, lease: Lease, first: Strategy, at: Position,
                  version_id: uuid.UUID) -> StepCommits:
         def committed(step: Macrostep, done: rows.Committed) -> None:
+            nonlocal version_id
+            if step.upgrade_to is not None:  # an upgrade's transition moved the instance
+                version_id = step.upgrade_to
             if self._feed.listening:
                 state = InstanceState(done.ts, done.view)
                 self._feed.publish(StateCommitted(

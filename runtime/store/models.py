@@ -162,6 +162,30 @@ class MachineVersion(Base):
     __table_args__ = (Index("ix_machine_versions_machine", "machine_id", "created_at"),)
 
 
+class VersionMigration(Base):
+    """A migration bundle between two versions of one machine (`upgradeState`,
+    `upgradeContext`). `provisional` until finalized; `bundle` is gzipped JS, set by the upload.
+    The final ones are the edges of the machine's migration graph (runtime/migrations.py)."""
+
+    __tablename__ = "version_migrations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    machine_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    from_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("machine_versions.id", ondelete="CASCADE")
+    )
+    to_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("machine_versions.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_version_migrations_machine", "machine_id", "status", "created_at"),
+    )
+
+
 class Instance(Base):
     """One machine instance: its committed state plus the lease that serializes its steps.
 
@@ -189,10 +213,18 @@ class Instance(Base):
     lease_waiter: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_waiter_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The version an upgrade is pending to (`PUT .../v`), applied at the instance's next event
+    # delivered while it is settled (runtime/instances/upgrades.py); NULL when none is. No FK,
+    # as `machines.current_version_id`: versions go only with their machine, which goes only
+    # once it has no instances (and adding one would rebuild this table on SQLite).
+    desired_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("machine_id", "slug", name="uq_instances_machine_slug"),
         Index("ix_instances_machine_created", "machine_id", "created_at"),
+        # Which instances run which version, and which have an upgrade pending (the dashboard).
+        Index("ix_instances_machine_version", "machine_id", "version_id"),
+        Index("ix_instances_machine_desired", "machine_id", "desired_version_id"),
     )
 
 

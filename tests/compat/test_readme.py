@@ -172,10 +172,10 @@ def _substituted(command: str, made: dict[str, str], url: str) -> str:
     return command
 
 
-def _step(steps: list[Step], fragment: str) -> Step:
+def _step(steps: list[Step], fragment: str, *, nth: int = 0, of: int = 1) -> Step:
     matching = [step for step in steps if fragment in step.command]
-    assert len(matching) == 1, f"the README should have one command with {fragment!r}"
-    return matching[0]
+    assert len(matching) == of, f"the README should have {of} command(s) with {fragment!r}"
+    return matching[nth]
 
 
 def test_the_readme_keeps_make_run_and_make_test_first() -> None:
@@ -196,12 +196,18 @@ def test_the_readme_flow_ends_as_the_readme_says(flow: tuple[list[Step], str, Pa
     deployed = _step(steps, "smply machines create").json()
     assert deployed["currentVersion"]["machineVersionId"].startswith("ver_")
     assert _step(steps, "smply instances create").json()["state"] == "off"
-    assert _step(steps, "smply instances send-event").json()["state"] == "on"
+    assert _step(steps, "smply instances send-event", of=2).json()["state"] == "on"
     assert _step(steps, "node send.mjs").stdout.strip() == "off"
+    # Versions and migrations: the second version renames "on" to "lit"; the next event upgrades
+    # the instance (from "off") and toggles it on the new version.
+    upgraded = _step(steps, "smply instances send-event", nth=1, of=2).json()
+    assert upgraded["state"] == "lit"
     assert (folder / "toggler" / "toggler.ts").is_file()
     with Api.for_key(url, made["keyId"], made["secret"]) as admin:
         state = admin.ok("GET", "/machines/toggler/i/mine/admin")
-        assert state["state"] == "off"
+        assert state["state"] == "lit" and "desiredMachineVersion" not in state
+        history = admin.ok("GET", "/machines/toggler/i/mine/events")["transitions"]
+        assert [t["event"]["type"] for t in history[-2:]] == ["statebacked.upgrade", "toggle"]
         keys = admin.ok("GET", "/keys")["keys"]
         assert "web" in [key["name"] for key in keys], "keys create made the production key"
     token = _step(steps, "backstate token").stdout.strip()

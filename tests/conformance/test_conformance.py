@@ -167,13 +167,17 @@ def comparable(name: str, value: Any) -> Any:
 
 
 def assert_same_step(
-    scenario: str, index: int, expected: dict[str, Any], actual: dict[str, Any]
+    scenario: str,
+    index: int,
+    expected: dict[str, Any],
+    actual: dict[str, Any],
+    fields: tuple[str, ...] = COMPARED_FIELDS,
 ) -> None:
     """Fail with every differing field of one step, naming the scenario, step and script line."""
     diffs = [
         f"  {name}:\n    xstate:    {json.dumps(expected[name])}\n"
         f"    backstate: {json.dumps(actual[name])}"
-        for name in COMPARED_FIELDS
+        for name in fields
         if comparable(name, expected[name]) != comparable(name, actual[name])
     ]
     if diffs:

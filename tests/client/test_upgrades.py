@@ -12,8 +12,6 @@ from backstate_client import NoMigrationPathError
 from tests.client.bundles import PLAYER, PLAYER_MIGRATION, PLAYER_V2
 from tests.client.test_machines import all_pages
 
-pytestmark = pytest.mark.xfail(strict=True, reason="server side: #17 (migrations, PUT .../v)")
-
 
 @pytest.fixture
 def versions(client: Any) -> tuple[str, str]:

@@ -119,6 +119,7 @@ def build_runtime(settings: Settings, clock: Clock) -> Runtime:
         window_s=settings.window_s,
         slice_s=settings.slice_s,
         event_bytes=settings.max_event_bytes,
+        warm=settings.warm_vms,
     )
     policy = EgressPolicy(
         allow_loopback=settings.fetch_allow_loopback,

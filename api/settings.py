@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     step_lanes: int = 0
     # Machine versions each process keeps compiled (a snapshot and a few VMs each).
     cached_versions: int = 64
+    # VMs stay warm between steps and keep instances' interpreters live (runtime/pool.py):
+    # module globals persist across the events of a machine version, as in an isolate.
+    # False: every step in a VM reset to its version's snapshot (strict isolation, slower).
+    warm_vms: bool = True
 
     # Per-instance serialization across processes (see runtime/store/leases.py).
     lease_ttl_s: float = 30.0
@@ -99,8 +103,9 @@ class Settings(BaseSettings):
 
     page_size: int = 100
     db_pool_size: int = 10
-    # `backstate serve` processes sharing the port; steps stay serialized across them by the
-    # instance leases. More than one lets a server use more than one core (one GIL each).
-    workers: int = 1
+    # `backstate serve` processes sharing the port (0: one per CPU the process may use); steps
+    # stay serialized across them by the instance leases. More than one lets a server use more
+    # than one core (one GIL each).
+    workers: int = 0
     # With workers dividing evenly among the CPUs, each worker stays on one (api/workers.py).
     pin_workers: bool = True

@@ -32,7 +32,8 @@ def test_each_acknowledged_event_was_synced_to_disk_first(tmp_path: Path) -> Non
     """One client sending events one after another: no two commits can share a sync, so a
     durable server syncs the SQLite WAL at least once per acknowledged event."""
     url = sqlite_url(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_SECRET": "durability"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_SECRET": "durability",
+           "BACKSTATE_WORKERS": "1"}
     made = json.loads(subprocess.run(
         [sys.executable, "-m", "api.cli", "init", "--json", "--database-url", url],
         cwd=REPO, env=env, check=True, capture_output=True, text=True).stdout)

@@ -55,7 +55,8 @@ def run_server_processes(
 ) -> Iterator[list[str]]:
     """`count` processes of `backstate serve` (of the checkout `repo`) on one database, started
     together; their URLs."""
-    full_env = {**os.environ, "PYTHONPATH": str(repo), **(env or {})}
+    # One worker each unless asked: tests that want several processes start several servers.
+    full_env = {**os.environ, "PYTHONPATH": str(repo), "BACKSTATE_WORKERS": "1", **(env or {})}
     started: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
         for _ in range(count):

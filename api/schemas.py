@@ -206,6 +206,24 @@ class TimerList(Wire):
     timers: list[TimerPublic]
 
 
+class Definition(Wire):
+    """A version's state chart (format: `runtime/definitions.py`): its `root` state node, or
+    why it is `unavailable`."""
+
+    format: Literal[1]
+    root: dict[str, Any] | None = Field(
+        default=None, description="the root state node: its children nest in `states`"
+    )
+    unavailable: str | None = Field(
+        default=None, description="why the chart could not be read from the machine"
+    )
+
+
+class VersionDefinition(Wire):
+    machineVersionId: str
+    definition: Definition
+
+
 class BundleBuild(Wire):
     source: Annotated[str, StringConstraints(min_length=1)]
     fileName: str | None = None

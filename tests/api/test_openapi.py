@@ -46,6 +46,12 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert statuses[("POST", "/machines")] == {"201", "400", "403", "409", "413"}
     assert statuses[("POST", "/uploads/code")] == {"204", "400", "404", "413"}
     assert statuses[("PUT", "/{invitationCode}")] == {"400", "403", "501"}
+    assert statuses[("POST", "/tokens")] == {"200", "400", "403", "413"}
+    assert statuses[("DELETE", "/idps")] == {"204", "400", "403", "404", "413"}
+    assert statuses[("DELETE", "/token-providers/{service}")] == {"204", "400", "403", "404"}
+    assert statuses[("POST", "/machines/{machineName}/bundle")] == {
+        "200", "400", "403", "404", "413", "501",
+    }  # fmt: skip
     for responses in statuses.values():
         assert "422" not in responses
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
@@ -54,8 +60,14 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert document["paths"]["/machines"]["get"]["security"] == [{"bearer": []}]
     assert "security" not in document["paths"]["/uploads/code"]["post"], "the form is the token"
+    assert document["paths"]["/tokens"]["post"]["security"] == [], "the subject token is the token"
     state = document["paths"]["/machines/{machineName}/i/{instanceName}"]["get"]["responses"]
     assert state["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/InstanceState")
+    chart = document["paths"]["/machines/{machineName}/v/{machineVersionId}/definition"]["get"]
+    assert chart["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/VersionDefinition"
+    )
+    assert not [path for path in document["paths"] if path.startswith(("/dashboard", "/healthz"))]
 
 
 def _error_refs(responses: dict[str, Any]) -> set[str]:

@@ -89,9 +89,11 @@ def _without_422(schema: dict[str, Any]) -> dict[str, Any]:
 
 def _with_bearer(schema: dict[str, Any]) -> dict[str, Any]:
     """The token is read by `api.deps.authenticate` (a plain dependency, so that no security
-    class runs per request); `errors(authenticated=True)` is what marks the operations."""
+    class runs per request); `errors(authenticated=True)` is what marks the operations. An
+    operation that answers 403 about something else says `security: []` itself (`POST /tokens`,
+    whose token is in its form)."""
     schema.setdefault("components", {})["securitySchemes"] = {"bearer": BEARER}
     for operation in _operations(schema):
         if "403" in operation.get("responses", {}):
-            operation["security"] = [{"bearer": []}]
+            operation.setdefault("security", [{"bearer": []}])
     return schema

@@ -38,12 +38,20 @@ _NO_NUL = r"^[^\x00]*$"
 Text = Annotated[
     str, AfterValidator(_without_nul), WithJsonSchema({"type": "string", "pattern": _NO_NUL})
 ]
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=256),
-    AfterValidator(_without_nul),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 256, "pattern": _NO_NUL}),
-]
+
+
+def _bounded(max_length: int) -> tuple[StringConstraints, AfterValidator, WithJsonSchema]:
+    """What makes a string non-empty text of at most `max_length` characters, without NUL."""
+    return (
+        StringConstraints(min_length=1, max_length=max_length),
+        AfterValidator(_without_nul),
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _NO_NUL}
+        ),
+    )
+
+
+Name = Annotated[str, *_bounded(256)]
 
 
 class Wire(BaseModel):
@@ -231,6 +239,24 @@ class TimerList(Wire):
     timers: list[TimerPublic]
 
 
+class Definition(Wire):
+    """A version's state chart (format: `runtime/definitions.py`): its `root` state node, or
+    why it is `unavailable`."""
+
+    format: Literal[1]
+    root: dict[str, Any] | None = Field(
+        default=None, description="the root state node: its children nest in `states`"
+    )
+    unavailable: str | None = Field(
+        default=None, description="why the chart could not be read from the machine"
+    )
+
+
+class VersionDefinition(Wire):
+    machineVersionId: str
+    definition: Definition
+
+
 class BundleBuild(Wire):
     source: Annotated[str, StringConstraints(min_length=1)]
     fileName: str | None = None
@@ -349,7 +375,7 @@ Alg = Literal[
     "HS256", "HS384", "HS512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
     "ES256", "ES384", "ES512", "EdDSA",
 ]  # fmt: skip
-Claim = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+Claim = Annotated[str, *_bounded(1024)]
 
 
 class IdpUpsert(Wire):
@@ -357,7 +383,7 @@ class IdpUpsert(Wire):
     iss: Claim | None = None
     algs: Annotated[list[Alg], Field(min_length=1)]
     key: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
-    jwksUrl: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    jwksUrl: Annotated[str, *_bounded(2048)] | None = None
     mapping: dict[str, Any]
 
 

@@ -187,12 +187,13 @@ class TokenExchange:
     def _identity_provider(self, request: ExchangeRequest, claims: dict[str, Any]) -> IdpConfig:
         if request.service == anonymous.SERVICE:
             return anonymous.identity_provider(request.org)
-        iss = claims.get("iss") if isinstance(claims.get("iss"), str) else None
-        auds = subject.audiences(claims)
-        configs = self._idps.configs(request.org_id, auds, iss)
+        configs = self._idps.configs(
+            request.org_id, subject.audiences(claims), subject.issuer(claims)
+        )
         if not configs:
+            iss, aud = claims.get("iss"), claims.get("aud")
             raise AuthError(
-                f"no identity provider of this org accepts tokens with iss={iss!r}, aud={auds!r}",
+                f"no identity provider of this org accepts tokens with iss={iss!r}, aud={aud!r}",
                 code=UNKNOWN_IDENTITY_PROVIDER,
             )
         return configs[0]

@@ -80,10 +80,28 @@ def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def audiences(claims: dict[str, Any]) -> list[str]:
+    """The token's `aud` values that could name an identity provider (unverified claims: one
+    that no provider could be stored with names none, and is not sent to the database, which
+    would refuse it)."""
     aud = claims.get("aud")
-    if isinstance(aud, str):
-        return [aud]
-    return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
+    values = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    return [a for a in values if isinstance(a, str) and _storable(a)]
+
+
+def issuer(claims: dict[str, Any]) -> str | None:
+    """The token's `iss`, if it could name an identity provider (see `audiences`)."""
+    iss = claims.get("iss")
+    return iss if isinstance(iss, str) and _storable(iss) else None
+
+
+def _storable(text: str) -> bool:
+    """Text a provider's `aud`/`iss` column holds: no NUL (PostgreSQL's text refuses it, and
+    the API refuses it in a provider), no lone surrogate (not UTF-8)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def verify(

@@ -9,21 +9,32 @@ from fastapi import APIRouter, Depends, Path, Response
 
 from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
-from api.schemas import BundleBuild, BundleBuilt, CurrentVersionUpdate, TimerList, TimerPublic, iso
+from api.openapi import errors
+from api.schemas import (
+    BundleBuild,
+    BundleBuilt,
+    CurrentVersionUpdate,
+    TimerList,
+    TimerPublic,
+    VersionDefinition,
+    iso,
+)
 
 router = APIRouter(tags=["backstate extensions"])
 
 VersionId = Annotated[str, Path(alias="machineVersionId")]
+NO_VERSION = (404, "no such machine, or no such finalized version of it")
 
 
-@router.get("/machines/{machineName}/v/{machineVersionId}/definition")
+@router.get(
+    "/machines/{machineName}/v/{machineVersionId}/definition",
+    responses=errors((404, f"{NO_VERSION[1]}, or its code is gone"), ok=VersionDefinition),
+)
 def get_definition(
     machine_name: MachineName,
     version_id: VersionId,
     services: ServicesDep,
-    principal: Annotated[
-        Principal, Depends(requires("machine-versions.read", "instances.read"))
-    ],
+    principal: Annotated[Principal, Depends(requires("machine-versions.read", "instances.read"))],
 ) -> dict[str, Any]:
     """The version's state chart: its machine's structure, read from the machine in the
     sandbox when the version was finalized (format: `runtime/definitions.py`)."""
@@ -31,7 +42,12 @@ def get_definition(
     return {"machineVersionId": version_id, "definition": definition}
 
 
-@router.put("/machines/{machineName}/current-version", status_code=204, response_class=Response)
+@router.put(
+    "/machines/{machineName}/current-version",
+    status_code=204,
+    response_class=Response,
+    responses=errors(NO_VERSION, 413),
+)
 def set_current_version(
     machine_name: MachineName,
     body: CurrentVersionUpdate,
@@ -43,7 +59,11 @@ def set_current_version(
     return Response(status_code=204)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/timers", response_model=TimerList)
+@router.get(
+    "/machines/{machineName}/i/{instanceName}/timers",
+    response_model=TimerList,
+    responses=errors((404, "no such machine or instance")),
+)
 def list_timers(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -60,7 +80,20 @@ def list_timers(
     )
 
 
-@router.post("/machines/{machineName}/bundle", response_model=BundleBuilt)
+@router.post(
+    "/machines/{machineName}/bundle",
+    response_model=BundleBuilt,
+    responses=errors(
+        (
+            400,
+            "the request is not valid, or the machine does not build or imports more than "
+            "xstate (`invalid-bundle`, with esbuild's errors)",
+        ),
+        (404, "no such machine"),
+        413,
+        (501, "this server has no esbuild binary to bundle with"),
+    ),
+)
 def build_bundle(
     machine_name: MachineName,
     body: BundleBuild,

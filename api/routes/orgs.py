@@ -63,7 +63,7 @@ def create_org(
     return OrgCreated(id=org_id)
 
 
-@router.get("/anonymous-access", response_model=AnonymousAccess)
+@router.get("/anonymous-access", response_model=AnonymousAccess, responses=errors())
 def get_anonymous_access(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("org.read"))],
@@ -72,7 +72,7 @@ def get_anonymous_access(
     return AnonymousAccess(allowAnonymousAccess=services.orgs.anonymous_access(principal))
 
 
-@router.put("/anonymous-access", status_code=204, response_class=Response)
+@router.put("/anonymous-access", status_code=204, response_class=Response, responses=errors(413))
 def set_anonymous_access(
     body: AnonymousAccess,
     services: ServicesDep,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from api import ids
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import MEANING, errors
 from api.schemas import (
     SLUG_PATTERN,
     TokenProviderList,
@@ -20,7 +21,12 @@ router = APIRouter(tags=["token providers"])
 Admin = Annotated[Principal, Depends(requires("tokens.admin"))]
 
 
-@router.get("/token-providers", response_model=TokenProviderList, response_model_exclude_none=True)
+@router.get(
+    "/token-providers",
+    response_model=TokenProviderList,
+    response_model_exclude_none=True,
+    responses=errors(),
+)
 def list_token_providers(
     services: ServicesDep, principal: Admin, cursor: str | None = None
 ) -> TokenProviderList:
@@ -35,7 +41,16 @@ def list_token_providers(
     return TokenProviderList(tokenProviders=providers, cursor=next_cursor)
 
 
-@router.post("/token-providers", status_code=204, response_class=Response)
+@router.post(
+    "/token-providers",
+    status_code=204,
+    response_class=Response,
+    responses=errors(
+        (400, "the request is not valid, e.g. `keyId` is not a key of this org"),
+        (403, f"{MEANING[403]}, or the signing key holds a scope the caller lacks"),
+        413,
+    ),
+)
 def upsert_token_provider(
     body: TokenProviderUpsert, services: ServicesDep, principal: Admin
 ) -> Response:
@@ -44,7 +59,12 @@ def upsert_token_provider(
     return Response(status_code=204)
 
 
-@router.delete("/token-providers/{service}", status_code=204, response_class=Response)
+@router.delete(
+    "/token-providers/{service}",
+    status_code=204,
+    response_class=Response,
+    responses=errors((404, "no token provider for this service")),
+)
 def delete_token_provider(
     service: Annotated[str, Path(pattern=SLUG_PATTERN)],
     services: ServicesDep,

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 
 from api.deps import ServicesDep
 from api.identity.exchange import ACCESS_TOKEN_TYPE, FORM, GRANT_TYPE, parse_request
+from api.openapi import errors
 from api.schemas import TokenExchanged
 
 router = APIRouter(tags=["tokens"])
@@ -29,7 +30,21 @@ _FORM_SCHEMA = {
 @router.post(
     "/tokens",
     response_model=TokenExchanged,
-    openapi_extra={"requestBody": {"required": True, "content": {FORM: {"schema": _FORM_SCHEMA}}}},
+    responses=errors(
+        (400, "the body is not the exchange's form (`parameter` names what is wrong)"),
+        (
+            403,
+            "the subject token is refused: no such token provider or identity provider, an "
+            "invalid or expired token, a mapping that yields no claims, anonymous access off, "
+            "or the signing key gone (`code` says which)",
+        ),
+        413,
+        authenticated=False,
+    ),
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FORM: {"schema": _FORM_SCHEMA}}},
+        "security": [],  # its 403s are about the subject token: no bearer token is read
+    },
 )
 async def exchange_token(request: Request, services: ServicesDep) -> TokenExchanged:
     """Exchange an identity provider's token (or an anonymous session's) for a backstate

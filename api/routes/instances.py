@@ -184,7 +184,12 @@ async def set_status(
     return Response(status_code=204)
 
 
-@router.put("/machines/{machineName}/i/{instanceName}/v", status_code=201, response_class=Response)
+@router.put(
+    "/machines/{machineName}/i/{instanceName}/v",
+    status_code=201,
+    response_class=Response,
+    responses=errors((404, "no such machine, instance or version"), 413),
+)
 async def set_desired_version(
     machine_name: MachineName,
     instance_name: InstanceName,

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.auth import Principal
 from api.deps import MachineName, ServicesDep, requires
+from api.openapi import errors
 from api.schemas import MigrationCreate, MigrationFinalized, MigrationProvisional
 from runtime.errors import InvalidRequestError
 
@@ -21,7 +22,18 @@ router = APIRouter(tags=["migrations"])
 MIGRATIONS_PATH = re.compile(r"/machines/[^/]+/migrations")
 
 
-@router.post("/machines/{machineName}/migrations", response_model=MigrationProvisional)
+@router.post(
+    "/machines/{machineName}/migrations",
+    response_model=MigrationProvisional,
+    responses=errors((404, "no such machine, or no such version of it"), 413),
+    # Read from the raw bytes (below), so FastAPI would not document the body by itself.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": MigrationCreate.model_json_schema()}},
+        }
+    },
+)
 async def create_migration(
     machine_name: MachineName,
     request: Request,
@@ -57,7 +69,9 @@ async def create_migration(
 
 
 @router.put(
-    "/machines/{machineName}/migrations/{signedMigrationId}", response_model=MigrationFinalized
+    "/machines/{machineName}/migrations/{signedMigrationId}",
+    response_model=MigrationFinalized,
+    responses=errors((404, "no such machine, or no such provisional migration of it")),
 )
 def finalize_migration(
     machine_name: MachineName,

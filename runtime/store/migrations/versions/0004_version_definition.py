@@ -15,11 +15,11 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ADD and DROP COLUMN, never a batch rebuild: on SQLite a rebuild drops the old table,
+# which foreign keys refuse (or, with cascades, would empty the instances of every version).
 def upgrade() -> None:
-    with op.batch_alter_table("machine_versions") as batch:
-        batch.add_column(sa.Column("definition", sa.JSON(), nullable=True))
+    op.add_column("machine_versions", sa.Column("definition", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("machine_versions") as batch:
-        batch.drop_column("definition")
+    op.drop_column("machine_versions", "definition")

@@ -2,12 +2,19 @@
 # The embedded default is a SQLite file on the /data volume; set BACKSTATE_DATABASE_URL for
 # PostgreSQL. The first start prints the default org and an admin key (`backstate init`).
 
-# The npm packages the sandbox needs (xstate 4.38.3, pinned by the lockfile); Node itself is not
-# needed at run time.
+# The npm packages the server needs (xstate 4.38.3 for the sandbox, esbuild's native binary for
+# bundling single-file machines; pinned by the lockfile) and the dashboard's static assets,
+# built from dashboard/ with its own pinned esbuild and elkjs. Node is not needed at run time.
 FROM node:20-bookworm-slim AS js
 WORKDIR /app/js_shims
 COPY js_shims/package.json js_shims/package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
+WORKDIR /app/dashboard
+COPY dashboard/package.json dashboard/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY dashboard/build.mjs ./
+COPY dashboard/src src
+RUN npm run build
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -20,6 +27,7 @@ COPY runtime runtime
 COPY api api
 COPY js_shims js_shims
 COPY --from=js /app/js_shims/node_modules js_shims/node_modules
+COPY --from=js /app/dashboard/dist dashboard/dist
 RUN pip install --no-cache-dir -e . \
  && useradd --system --home-dir /app backstate \
  && mkdir -p /data /app/.cache && chown backstate /data /app/.cache

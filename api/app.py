@@ -18,13 +18,14 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import dashboard, errors, openapi
 from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
-from api.routes import ROUTERS
+from api.routes import ROUTERS, members
+from api.routes.migrations import MIGRATIONS_PATH
 from api.services import build_services
-from api.services.versions import UPLOAD_PATH
+from api.services.uploads import UPLOAD_PATH
 from api.settings import Settings
 from runtime.clock import Clock, SystemClock
 from runtime.store import Database
@@ -77,6 +78,9 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    dashboard.mount(app, settings)
+    members.add_invitations(app)
+    openapi.install(app)
     _add_middleware(app, settings)
     return app
 
@@ -119,6 +123,7 @@ def build_runtime(settings: Settings, clock: Clock) -> Runtime:
         window_s=settings.window_s,
         slice_s=settings.slice_s,
         event_bytes=settings.max_event_bytes,
+        warm=settings.warm_vms,
     )
     policy = EgressPolicy(
         allow_loopback=settings.fetch_allow_loopback,
@@ -149,6 +154,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     def limit_for(path: str) -> int:
         if path == UPLOAD_PATH:
             return settings.max_upload_body_bytes
+        if MIGRATIONS_PATH.fullmatch(path):
+            return settings.max_migration_body_bytes
         return settings.max_body_bytes
 
     app.add_middleware(CatchAll)

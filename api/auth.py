@@ -4,7 +4,12 @@ Accepted tokens are key-signed JWTs as `@statebacked/token` mints them: HS256, `
 HMAC key = the UTF-8 bytes of the key's `sbsec_...` secret, `aud` = State Backed's API URL (or
 another configured audience), `exp` required (checked with a small leeway). The key decides the
 org and the scopes; `act` becomes the auth context (top-level `sub` as fallback). smply's
-"session" token is simply such a JWT signed with an admin key.
+"session" token is simply such a JWT signed with an admin key. Tokens minted by token exchange
+(`api/identity/`) are such tokens too, signed with their token provider's key.
+
+A request acts in the key's own org, or in the org its `x-statebacked-org-id` names if the key
+created that org through `POST /orgs` (`org_admin_keys`): as a State Backed user who creates
+an org becomes its admin, so `smply orgs create` then `smply keys create` in it works.
 
 Every failure is an `AuthError` (403) raised before anything is read or written.
 
@@ -30,6 +35,7 @@ from api.settings import Settings
 from runtime.errors import AuthError, InvalidRequestError, MissingScopeError
 from runtime.store import Database
 from runtime.store import keys as key_store
+from runtime.store import orgs as org_store
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,10 @@ class Authenticator:
         verified = self._tokens.get(token)
         if verified is None:
             key_id = _key_id(token)
-            verified = self._check(token, key_id, self._cache.get(key_id) or self._open(key_id))
+            verified = self._check(token, key_id, self.opened_key(key_id))
+        if not _may_act_in(creds.org_id, verified.key):
+            # The key may have been given this org (POST /orgs) since it was cached.
+            verified = self._check(token, verified.key_id, self._open(verified.key_id))
         return _principal(creds, verified)
 
     def authenticate_stale(self, creds: Credentials, grace_s: float) -> Principal:
@@ -82,12 +91,17 @@ class Authenticator:
         is accepted too: for the realtime socket, which the official client reopens with the
         token it first opened it with, however old (api/realtime/connection.py)."""
         token = _bearer(creds.authorization)
+        leeway = max(grace_s, self._settings.token_leeway_s)
         verified = self._tokens.get(token)
         if verified is None:
             key_id = _key_id(token)
-            key = self._cache.get(key_id) or self._open(key_id)
-            leeway = max(grace_s, self._settings.token_leeway_s)
+            key = self.opened_key(key_id)
             verified = VerifiedToken(key_id, key, self._verify(token, key.secret, leeway))
+        if not _may_act_in(creds.org_id, verified.key):
+            # The key may have been given this org (POST /orgs) since it was cached.
+            key = self._open(verified.key_id)
+            verified = VerifiedToken(verified.key_id, key,
+                                     self._verify(token, key.secret, leeway))
         return _principal(creds, verified)
 
     def authenticate_cached(self, creds: Credentials) -> Principal | None:
@@ -101,7 +115,17 @@ class Authenticator:
             if key is None:
                 return None
             verified = self._check(token, key_id, key)
+        if not _may_act_in(creds.org_id, verified.key):
+            return None  # `authenticate` reads the key's orgs again before refusing
         return _principal(creds, verified)
+
+    def opened_key(self, key_id: uuid.UUID) -> OpenedKey:
+        """A key with its secret: from this process's cache, else read (blocking)."""
+        return self._cache.get(key_id) or self._open(key_id)
+
+    def forget(self, key_id: uuid.UUID) -> None:
+        """Read this key again on its next use (its orgs changed)."""
+        self._cache.forget(key_id)
 
     def _check(self, token: str, key_id: uuid.UUID, key: OpenedKey) -> VerifiedToken:
         claims = self._verify(token, key.secret)
@@ -115,10 +139,11 @@ class Authenticator:
             if key is None:
                 raise AuthError("unknown key")
             org_id, scopes, sealed = key.org_id, frozenset(key.scopes), key.secret
+            orgs = [org_id, *org_store.administered_by(session, key_id)]
         secret = self._keys.open(sealed, bound_to=key_id.bytes)
         if secret is None:
             raise AuthError("this key cannot be opened with the server's current secret")
-        opened = OpenedKey(org_id, scopes, secret)
+        opened = OpenedKey(org_id, scopes, secret, {ids.encode("org", o): o for o in orgs})
         self._cache.put(key_id, opened)
         return opened
 
@@ -143,9 +168,9 @@ class Authenticator:
 
 def _principal(creds: Credentials, verified: VerifiedToken) -> Principal:
     key = verified.key
-    _check_org(creds.org_id, key.org_id)
+    org_id = _org(creds.org_id, key)
     context = _auth_context(verified.claims)
-    principal = Principal(key.org_id, verified.key_id, key.scopes, context)
+    principal = Principal(org_id, verified.key_id, key.scopes, context)
     if creds.act is not None:
         principal = _impersonate(principal, creds.act)
     return principal
@@ -172,9 +197,19 @@ def _key_id(token: str) -> uuid.UUID:
     return key_id
 
 
-def _check_org(requested: str | None, org_id: uuid.UUID) -> None:
-    if requested and requested != ids.encode("org", org_id):
+def _may_act_in(requested: str | None, key: OpenedKey) -> bool:
+    return not requested or requested in key.orgs
+
+
+def _org(requested: str | None, key: OpenedKey) -> uuid.UUID:
+    """The org a request acts in: the one it names (x-statebacked-org-id), which the key must
+    belong to or have created, else the key's own."""
+    if not requested:
+        return key.org_id
+    org_id = key.orgs.get(requested)
+    if org_id is None:
         raise AuthError("this key does not belong to the requested org", code="missing-org")
+    return org_id
 
 
 def _auth_context(claims: dict[str, Any]) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--database-url")
     serve.add_argument(
-        "--workers", type=int, help="server processes sharing the port (default: BACKSTATE_WORKERS)"
+        "--workers", type=int,
+        help="server processes sharing the port (default: BACKSTATE_WORKERS; 0: one per CPU)"
     )
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
@@ -97,9 +98,10 @@ def _serve(args: argparse.Namespace) -> int:
     from api.workers import serve_workers
 
     settings = _settings(args)
-    workers = args.workers or settings.workers
-    if workers < 1:
-        raise SystemExit("backstate: --workers must be at least 1")
+    workers = args.workers if args.workers is not None else settings.workers
+    if workers < 0:
+        raise SystemExit("backstate: --workers must be at least 1 (or 0: one per CPU)")
+    workers = workers or _cpus()
     if workers == 1:
         app = create_app(settings)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
@@ -115,6 +117,14 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
     # Connections dealt to the workers in turn, not uvicorn's shared socket: see api/workers.py.
     return serve_workers(workers, args.host, args.port, args.log_level, pin=settings.pin_workers)
+
+
+def _cpus() -> int:
+    """The CPUs this process may use (its affinity, as containers restrict it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:   # not on Linux
+        return os.cpu_count() or 1
 
 
 def _init(args: argparse.Namespace) -> int:

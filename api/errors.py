@@ -2,9 +2,11 @@
 
 runtime.errors class            status   code (default)
 NotFoundError                   404      not-found
-ConflictError                   409      invalid-state / already-exists / instance-busy
+ConflictError                   409      invalid-state / already-exists / instance-busy /
+                                         upgrade-failed (a pending upgrade's migration failed)
 PayloadTooLargeError            413      payload-too-large
-InvalidRequestError             400      invalid-parameter
+InvalidRequestError             400      invalid-parameter / no-migration-path
+UnsupportedError                501      not-implemented  (a feature this server lacks)
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer
 BundleError                     400      invalid-bundle
@@ -22,6 +24,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from runtime.errors import (
     AuthError,
@@ -33,6 +36,7 @@ from runtime.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RejectedByAuthorizerError,
+    UnsupportedError,
 )
 
 log = logging.getLogger("backstate.api")
@@ -43,6 +47,7 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
     (NotFoundError, 404),
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
+    (UnsupportedError, 501),
     (InvalidRequestError, 400),
     (AuthError, 403),
     (RejectedByAuthorizerError, 403),
@@ -51,6 +56,7 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
 ]
 _HTTP_CODES = {404: "not-found", 405: "method-not-allowed", 413: PAYLOAD_TOO_LARGE}
 _LOCATIONS = {"body", "path", "query", "header"}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def error_response(
@@ -98,6 +104,22 @@ async def _on_validation_error(_request: Request, exc: RequestValidationError) -
     return error_response(400, message, "invalid-parameter", parameter)
 
 
-async def _on_http_exception(_request: Request, exc: HTTPException) -> JSONResponse:
+async def _on_http_exception(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http-error")
-    return error_response(exc.status_code, str(exc.detail), code)
+    response = error_response(exc.status_code, str(exc.detail), code)
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's `Allow` names only the first
+    route that matched the path (`GET /machines`, not `POST /machines` too)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in routes)
+    ]  # fmt: skip

@@ -1,6 +1,8 @@
 """Pretty ids: `prefix_` + base64url (no padding) of the 16 UUID bytes, as State Backed shows.
 
 ver_FsrMf_baSJG53SBNSUszzw  <->  16cacc7f-f6da-4891-b9dd-204d494b33cf
+
+`mig_` (migrations between versions) is ours: State Backed's clients only print those ids.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Literal
 
 from api.crypto import b64url, unb64url
 
-Prefix = Literal["org", "ver", "sbk", "usr"]
+Prefix = Literal["org", "ver", "sbk", "usr", "mig"]
 
 
 def encode(prefix: Prefix, value: uuid.UUID) -> str:

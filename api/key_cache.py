@@ -14,17 +14,20 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class OpenedKey:
-    """What verifying a token needs from a key: its org, its scopes and its plain secret."""
+    """What verifying a token needs from a key: its org, its scopes and its plain secret, and
+    the orgs it may act in (`org_...` id -> id: its own, and those it created with
+    `POST /orgs`)."""
 
     org_id: uuid.UUID
     scopes: frozenset[str]
     secret: str
+    orgs: dict[str, uuid.UUID] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

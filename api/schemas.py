@@ -9,12 +9,49 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from api.scopes import KeyUse, Scope
 
 SLUG_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+
+
+def _without_nul(text: str) -> str:
+    """Text kept in a column of its own: PostgreSQL's text cannot hold NUL (machine data is
+    stored as JSON, where it is escaped)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+_NO_NUL = r"^[^\x00]*$"
+Text = Annotated[
+    str, AfterValidator(_without_nul), WithJsonSchema({"type": "string", "pattern": _NO_NUL})
+]
+
+
+def _bounded(max_length: int) -> tuple[StringConstraints, AfterValidator, WithJsonSchema]:
+    """What makes a string non-empty text of at most `max_length` characters, without NUL."""
+    return (
+        StringConstraints(min_length=1, max_length=max_length),
+        AfterValidator(_without_nul),
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _NO_NUL}
+        ),
+    )
+
+
+Name = Annotated[str, *_bounded(256)]
 
 
 class Wire(BaseModel):
@@ -25,6 +62,19 @@ class Wire(BaseModel):
 
 def iso(when: datetime) -> str:
     return when.isoformat()
+
+
+# --- errors ---------------------------------------------------------------------------
+
+
+class ErrorBody(Wire):
+    """Every error answer (`api/errors.py`): State Backed's shape, which the clients decode."""
+
+    error: str = Field(description="what went wrong, for people")
+    code: str = Field(description="what went wrong, for programs, e.g. `not-found`")
+    parameter: str | None = Field(
+        default=None, description="the offending parameter, when one is to blame"
+    )
 
 
 # --- machines ---------------------------------------------------------------------------
@@ -76,8 +126,8 @@ class VersionProvisional(Wire):
 
 
 class VersionFinalize(Wire):
-    clientInfo: str | None = None
-    makeCurrent: bool = False
+    clientInfo: Text | None = None
+    makeCurrent: StrictBool = False  # `0` or `"no"` are mistakes, not false
 
 
 class VersionFinalized(Wire):
@@ -89,6 +139,27 @@ class VersionList(Wire):
     cursor: str | None = None
 
 
+# --- migrations between versions --------------------------------------------------------
+
+
+class MigrationCreate(Wire):
+    """The client also sends the whole code (`code`, or `gzippedCode` as an object of byte
+    values): ignored here, as every unknown field is; the code comes through the upload."""
+
+    fromMachineVersionId: str
+    toMachineVersionId: str
+
+
+class MigrationProvisional(Wire):
+    machineVersionMigrationId: str
+    codeUploadUrl: str
+    codeUploadFields: dict[str, str]
+
+
+class MigrationFinalized(Wire):
+    machineVersionMigrationId: str
+
+
 # --- instances --------------------------------------------------------------------------
 
 
@@ -98,8 +169,21 @@ class InstanceCreate(Wire):
     machineVersionId: str | None = None
 
 
+# What `EventSend._normalize` accepts, for the OpenAPI document.
+_EVENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "required": ["type"],
+            "properties": {"type": {"type": "string", "minLength": 1}},
+        },
+    ]
+}
+
+
 class EventSend(Wire):
-    event: str | dict[str, Any]
+    event: str | dict[str, Any] = Field(json_schema_extra=_EVENT_SCHEMA)
 
     @field_validator("event")
     @classmethod
@@ -115,6 +199,10 @@ class EventSend(Wire):
 class InstanceDelete(Wire):
     dangerDataWillBeDeletedForever: Literal[True]
     hmacSha256OfMachineInstanceNameWithMachineNameKey: str
+
+
+class DesiredVersionUpdate(Wire):
+    targetMachineVersionId: str
 
 
 class StatusUpdate(Wire):
@@ -133,11 +221,98 @@ class InstanceList(Wire):
     cursor: str | None = None
 
 
+# --- backstate's own endpoints (api/routes/extensions.py) --------------------------------
+
+
+class CurrentVersionUpdate(Wire):
+    machineVersionId: str
+
+
+class TimerPublic(Wire):
+    id: str
+    event: Any
+    dueAt: str
+    attempts: int
+
+
+class TimerList(Wire):
+    timers: list[TimerPublic]
+
+
+class Definition(Wire):
+    """A version's state chart (format: `runtime/definitions.py`): its `root` state node, or
+    why it is `unavailable`."""
+
+    format: Literal[1]
+    root: dict[str, Any] | None = Field(
+        default=None, description="the root state node: its children nest in `states`"
+    )
+    unavailable: str | None = Field(
+        default=None, description="why the chart could not be read from the machine"
+    )
+
+
+class VersionDefinition(Wire):
+    machineVersionId: str
+    definition: Definition
+
+
+class BundleBuild(Wire):
+    source: Annotated[str, StringConstraints(min_length=1)]
+    fileName: str | None = None
+
+
+class BundleBuilt(Wire):
+    code: str
+    warnings: str
+
+
+# The instance routes answer plain dicts (a machine's data must reach the client as it is): these
+# only describe them, in the OpenAPI document.
+
+StateValue = str | dict[str, Any]  # XState's `state.value`: a name, or nested ones
+
+
+class InstanceState(Wire):
+    """An instance's State, as its readers see it."""
+
+    ts: int = Field(description="epoch milliseconds of this state, increasing per instance")
+    state: StateValue
+    publicContext: Any = Field(
+        default=None, description="the context's `public` part; absent when it has none"
+    )
+    tags: list[str]
+    done: bool
+
+
+class InstanceAdmin(Wire):
+    """An instance as its administrators see it: the whole context, no authorizer."""
+
+    state: StateValue
+    context: Any
+    status: Literal["running", "paused"]
+    tags: list[str]
+    done: bool
+    machineVersion: MachineVersionInfo
+    createdAt: str
+
+
+class TransitionPublic(Wire):
+    createdAt: str
+    state: StateValue
+    event: dict[str, Any]
+
+
+class TransitionList(Wire):
+    transitions: list[TransitionPublic]
+    cursor: str | None = None
+
+
 # --- keys -------------------------------------------------------------------------------
 
 
 class KeyCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    name: Name
     use: KeyUse | None = None
     scopes: list[Scope] | None = None
 
@@ -163,8 +338,8 @@ class KeyList(Wire):
 
 
 class OrgCreate(Wire):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    allowAnonymousAccess: bool = True
+    name: Name
+    allowAnonymousAccess: StrictBool = True
 
 
 class OrgCreated(Wire):
@@ -182,6 +357,7 @@ class OrgPublic(Wire):
     role: Literal["admin", "read", "write"]
     createdAt: str
     limits: OrgLimits
+    allowAnonymousAccess: bool | None = None
 
 
 class OrgList(Wire):
@@ -191,3 +367,67 @@ class OrgList(Wire):
 
 class BillingPublic(Wire):
     url: str
+
+
+# --- identity: token exchange, identity and token providers, anonymous access -----------
+
+Alg = Literal[
+    "HS256", "HS384", "HS512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+Claim = Annotated[str, *_bounded(1024)]
+
+
+class IdpUpsert(Wire):
+    aud: Claim | None = None
+    iss: Claim | None = None
+    algs: Annotated[list[Alg], Field(min_length=1)]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=8192)] | None = None
+    jwksUrl: Annotated[str, *_bounded(2048)] | None = None
+    mapping: dict[str, Any]
+
+
+class IdpDelete(Wire):
+    aud: Claim | None = None
+    iss: Claim | None = None
+
+
+class IdpPublic(Wire):
+    aud: str | None = None
+    iss: str | None = None
+    algs: list[str]
+    jwksUrl: str | None = None
+    mapping: dict[str, Any]
+
+
+class IdpList(Wire):
+    idps: list[IdpPublic]
+    cursor: str | None = None
+
+
+class TokenProviderUpsert(Wire):
+    service: Slug
+    keyId: str
+    mapping: dict[str, Any]
+
+
+class TokenProviderPublic(Wire):
+    service: str
+    keyId: str
+    mapping: dict[str, Any]
+
+
+class TokenProviderList(Wire):
+    tokenProviders: list[TokenProviderPublic]
+    cursor: str | None = None
+
+
+class TokenExchanged(Wire):
+    access_token: str
+    issued_token_type: str
+    token_type: str
+    expires_in: int
+
+
+class AnonymousAccess(Wire):
+    allowAnonymousAccess: StrictBool

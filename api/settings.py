@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_000_000
     max_upload_body_bytes: int = 10_500_000
+    # `POST /machines/{m}/migrations`: the client puts the whole code in its JSON body as well
+    # (a 1 MB gzip bundle as an object of byte values is some 13 MB of JSON).
+    max_migration_body_bytes: int = 20_000_000
     max_bundle_gzip_bytes: int = 1_000_000
     max_bundle_bytes: int = 10_000_000
     max_event_bytes: int = 400_000
@@ -41,6 +44,20 @@ class Settings(BaseSettings):
     # deleted through another process keeps working there for up to this long.
     key_cache_s: float = 5.0
     accepted_audiences: list[str] = [STATEBACKED_AUDIENCE]
+
+    # Token exchange (POST /tokens, api/identity/): how long a minted token lives (at most as
+    # long as the subject token), and the largest form body it takes.
+    exchange_token_ttl_s: int = 3600
+    max_token_request_bytes: int = 65_536
+    # Identity providers' JWKS (api/identity/jwks.py), fetched over HTTPS only: a PEM file of
+    # extra CAs to trust (an issuer behind a private CA; the tests' local issuer), how long
+    # fetched keys are kept, and the least time between two fetches of one URL (an unknown
+    # `kid` fetches again no sooner: a flood of made-up kids cannot hammer the issuer).
+    jwks_ca_file: str | None = None
+    jwks_cache_s: float = 300.0
+    jwks_refresh_min_s: float = 10.0
+    jwks_timeout_s: float = 5.0
+    jwks_max_bytes: int = 512_000
 
     # Runtime limits, handed to `runtime.engine.RuntimeLimits`.
     window_s: float = 90.0
@@ -58,6 +75,10 @@ class Settings(BaseSettings):
     step_lanes: int = 0
     # Machine versions each process keeps compiled (a snapshot and a few VMs each).
     cached_versions: int = 64
+    # VMs stay warm between steps and keep instances' interpreters live (runtime/pool.py):
+    # module globals persist across the events of a machine version, as in an isolate.
+    # False: every step in a VM reset to its version's snapshot (strict isolation, slower).
+    warm_vms: bool = True
 
     # Per-instance serialization across processes (see runtime/store/leases.py).
     lease_ttl_s: float = 30.0
@@ -102,10 +123,17 @@ class Settings(BaseSettings):
     log_buffer_bytes: int = 16 << 20
     log_settle_s: float = 2.0
 
+    # The esbuild binary that bundles single-file machines (POST /machines/{m}/bundle).
+    # Unset: the one npm installed in js_shims/node_modules for this platform.
+    esbuild_path: str | None = None
+    # The dashboard's built assets (served at /dashboard/). Unset: dashboard/dist.
+    dashboard_dir: str | None = None
+
     page_size: int = 100
     db_pool_size: int = 10
-    # `backstate serve` processes sharing the port; steps stay serialized across them by the
-    # instance leases. More than one lets a server use more than one core (one GIL each).
-    workers: int = 1
+    # `backstate serve` processes sharing the port (0: one per CPU the process may use); steps
+    # stay serialized across them by the instance leases. More than one lets a server use more
+    # than one core (one GIL each).
+    workers: int = 0
     # With workers dividing evenly among the CPUs, each worker stays on one (api/workers.py).
     pin_workers: bool = True

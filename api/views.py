@@ -48,9 +48,11 @@ def instance_summary(instance: Instance, version: MachineVersion) -> InstanceSum
     )
 
 
-def admin_state(instance: Instance, version: MachineVersion) -> dict[str, Any]:
+def admin_state(
+    instance: Instance, version: MachineVersion, desired: MachineVersion | None = None
+) -> dict[str, Any]:
     view = instance.view
-    return {
+    body = {
         "state": view["state"],
         "context": instance.context,
         "status": instance.status,
@@ -59,6 +61,9 @@ def admin_state(instance: Instance, version: MachineVersion) -> dict[str, Any]:
         "machineVersion": version_info(version).model_dump(),
         "createdAt": iso(instance.created_at),
     }
+    if desired is not None:  # an upgrade is pending until the instance's next settled event
+        body["desiredMachineVersion"] = version_info(desired).model_dump()
+    return body
 
 
 def transition(row: Transition) -> dict[str, Any]:

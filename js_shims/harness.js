@@ -9,12 +9,11 @@
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
 import { State, interpret, spawn } from "npm:xstate";
+import { upgradeOps } from "backstate:upgrade";
 
 const machine = bundle.default;
 
 const INTERNAL_EVENT = /^(xstate\.|done\.invoke\.|done\.state\.|error\.platform\.|error\.execution$)/;
-
-let run = null;   // the current step's interpreter and what it produced since the last poll
 
 function fail(code, message) {
   const err = new Error(message);
@@ -110,16 +109,28 @@ function view(state) {
   return out;
 }
 
-// ---- one step's interpreter ----------------------------------------------------------------
+// ---- interpreters and the steps they run -----------------------------------------------------
+//
+// An interpreter's hooks write into the recorder of the step it is running (`holder.r`), so one
+// interpreter can serve several steps: warm VMs keep it between an instance's events (`live`).
 
-function startRun(initial, isCreate) {
-  const service = interpret(machineFor(initial), { deferEvents: true });
-  const r = { service, macrosteps: [], timers: [], cancels: [], error: null, started: false, stopping: false };
+let run = null;   // the recorder of the current step: its interpreter and what it produced
+
+// Instance key -> the interpreter holder of its last step, when that step settled cleanly and
+// the host asked to keep it (warm VMs, runtime/pool.py). The host's registry is the authority:
+// it sends `warm` only for a key it knows this VM keeps at the row's sequence number, and names
+// the keys to forget in `drop`.
+const live = new Map();
+
+function startInterpreter(initial, isCreate) {
+  const holder = { service: interpret(machineFor(initial), { deferEvents: true }), r: null };
+  const service = holder.service;
   // Delayed sends to self become durable timer rows; other delayed sends stay in-window.
   // Within one macrostep the host applies cancels before arms, so an arm-then-cancel pair must
   // not reach it as both (the cancelled event would still fire); a cancel-then-arm (snooze)
   // must. A send whose id is already armed replaces it: the earlier one never fires.
   service.defer = (action) => {
+    const r = holder.r;
     const to = action.to;
     if (to === undefined || to === "#_internal") {
       const id = String(action.id);
@@ -130,6 +141,7 @@ function startRun(initial, isCreate) {
     }
   };
   service.cancel = (sendId) => {
+    const r = holder.r;
     if (r.stopping) return;
     const id = String(sendId);
     r.timers = r.timers.filter((t) => t.id !== id);
@@ -140,15 +152,78 @@ function startRun(initial, isCreate) {
     try {
       return send(event, payload);
     } catch (err) {
-      if (!r.error) r.error = err;
+      if (!holder.r.error) holder.r.error = err;
       throw err;
     }
   };
   service.onTransition((state) => {
+    const r = holder.r;
     if (r.stopping || (!r.started && !isCreate)) return;   // restoring is not a transition
     r.macrosteps.push(record(state, r));
   });
+  return holder;
+}
+
+function beginStep(holder, key) {
+  const r = { holder, service: holder.service, key, macrosteps: [], timers: [], cancels: [],
+    fetches: [], error: null, started: false, stopping: false };
+  holder.r = r;
+  run = r;
   return r;
+}
+
+function normalized(event) {
+  return typeof event === "string" ? { type: event } : event;
+}
+
+function authorizeEvent(delivery, state, instanceName) {
+  if (delivery.trusted) return;
+  const event = normalized(delivery.event);
+  if (INTERNAL_EVENT.test(event.type)) {
+    fail("invalid-event", `events of type "${event.type}" are internal to the machine and cannot be sent`);
+  }
+  authorize(bundle.allowWrite, "allowWrite", {
+    type: "event", machineInstanceName: instanceName, state: state.value,
+    context: state.context, event, authContext: delivery.authContext,
+  });
+}
+
+// A later event of a batch: its macrosteps' count, or its error after undoing it.
+function deliverOne(delivery, instanceName) {
+  const r = run;
+  const before = { state: r.service.state, steps: r.macrosteps.length, timers: r.timers.slice(),
+    cancels: r.cancels.slice(), fetches: __bs.takeFetches() };
+  try {
+    authorizeEvent(delivery, r.service.state, instanceName);
+  } catch (err) {   // refused before anything ran: nothing to undo
+    r.fetches.push(...before.fetches);
+    return { error: errorInfo(err) };
+  }
+  try {
+    r.service.send(normalized(delivery.event));
+    if (r.error) throw r.error;
+  } catch (err) {
+    undo(r, before);
+    return { error: errorInfo(err) };
+  }
+  r.fetches.push(...before.fetches);
+  return { steps: r.macrosteps.length - before.steps };
+}
+
+// Back to the state before a failed event, on a new interpreter (the failed one may have
+// stopped mid-transition): its macrosteps, timers and fetches are forgotten.
+function undo(r, before) {
+  __bs.takeFetches();   // the failed event's: never performed
+  r.fetches.push(...before.fetches);
+  r.stopping = true;
+  try { r.service.stop(); } catch (err) { /* its exit actions belong to the undone event */ }
+  const holder = startInterpreter({ context: undefined }, false);
+  holder.r = r;
+  Object.assign(r, { holder, service: holder.service, error: null, started: false, stopping: false,
+    timers: before.timers, cancels: before.cancels });
+  r.macrosteps.length = before.steps;
+  holder.service.start(restore(persistable(before.state)));
+  r.started = true;
 }
 
 function machineFor(initial) {
@@ -186,38 +261,52 @@ function begin(args) {
 
 const ops = {
   create(args) {
+    forget(args);
     const base = machine.context;
     const context = args.context == null ? base
       : { ...(base && typeof base === "object" ? base : {}), ...args.context };
     authorize(bundle.allowWrite, "allowWrite", {
       type: "initialization", machineInstanceName: args.instanceName, context, authContext: args.authContext,
     });
-    run = startRun({ context }, true);
-    run.service.start();
-    run.started = true;
+    const r = beginStep(startInterpreter({ context }, true), args.key);
+    r.service.start();
+    r.started = true;
     return poll();
   },
 
+  // One or more events, delivered in order on one interpreter (`args.events`, each
+  // {event, authContext, trusted}). A single event that fails fails the op, as it always did.
+  // In a batch an event that fails fails alone: its transition is undone (the interpreter starts
+  // again from the state before it, its fetches are dropped) and the next event goes on. An
+  // event that leaves a service running ends the batch: the events after it are not run
+  // (`outcomes` is shorter than `events`), and the host delivers them in a later step.
   send(args) {
-    const current = restore(args.state);
-    const event = typeof args.event === "string" ? { type: args.event } : args.event;
-    if (!args.trusted) {
-      if (INTERNAL_EVENT.test(event.type)) {
-        fail("invalid-event", `events of type "${event.type}" are internal to the machine and cannot be sent`);
-      }
-      authorize(bundle.allowWrite, "allowWrite", {
-        type: "event", machineInstanceName: args.instanceName, state: current.value,
-        context: current.context, event, authContext: args.authContext,
-      });
+    forget(args);
+    const kept = args.warm ? live.get(args.key) : undefined;
+    if (args.warm && !kept) fail("internal-error", "the host asked for a live state this VM does not keep");
+    if (args.key !== undefined) live.delete(args.key);   // this step's end decides again
+    const current = kept ? kept.service.state : restore(args.state);
+    const [first, ...rest] = args.events;
+    authorizeEvent(first, current, args.instanceName);
+    let r;
+    if (kept) {
+      r = beginStep(kept, args.key);
+    } else {
+      r = beginStep(startInterpreter({ context: undefined }, false), args.key);
+      r.service.start(current);
     }
-    run = startRun({ context: undefined }, false);
-    run.service.start(current);
-    run.started = true;
+    r.started = true;
     for (const id of args.cutOff || []) {
-      run.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
+      r.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
     }
-    run.service.send(event);
-    return poll();
+    r.service.send(normalized(first.event));
+    if (!rest.length) return poll();
+    const outcomes = [{ steps: r.macrosteps.length }];
+    for (const delivery of rest) {
+      if (r.error || r.service.children.size > 0) break;   // the step goes on with services
+      outcomes.push(deliverOne(delivery, args.instanceName));
+    }
+    return { ...poll(), outcomes };
   },
 
   read(args) {
@@ -273,6 +362,7 @@ const ops = {
   // services were still running; their error.platform events are delivered before the next event.
   stop() {
     if (!run) return { cutOff: [] };
+    if (run.key !== undefined) live.delete(run.key);
     const cutOff = [...run.service.children.keys()];
     run.stopping = true;
     try { run.service.stop(); } catch (err) { /* exit actions of a dying VM: nothing to report */ }
@@ -288,13 +378,111 @@ const ops = {
       allowWrite: typeof bundle.allowWrite,
     };
   },
+
+  // The machine's structure for the dashboard's chart, read from machine.definition once when a
+  // version is finalized (runtime/definitions.py documents the shape). Only names and structure
+  // leave the VM: no functions, no context, no meta.
+  definition() {
+    try {
+      return { format: 1, root: describeNode(machine.definition) };
+    } catch (err) {
+      return { format: 1, unavailable: `reading the machine's definition threw ${describe(err)}` };
+    }
+  },
 };
+
+function forget(args) {
+  for (const key of args.drop || []) live.delete(key);
+}
+
+// ---- the definition, JSON-safe -------------------------------------------------------------
+
+function describeNode(node) {
+  const out = { id: String(node.id), key: String(node.key), type: String(node.type) };
+  if (node.initial !== undefined) out.initial = String(node.initial);
+  if (node.type === "history") out.history = node.history === "deep" ? "deep" : "shallow";
+  if (typeof node.description === "string") out.description = node.description;
+  out.tags = names(node.tags);
+  out.entry = names((node.entry || node.onEntry || []).filter((a) => !isAfterTimer(a)));
+  out.exit = names((node.exit || node.onExit || []).filter((a) => !isAfterTimer(a)));
+  out.invoke = (node.invoke || []).map((inv) => ({ id: String(inv.id), src: srcName(inv.src) }));
+  out.on = (node.transitions || []).map(describeTransition);
+  out.states = Object.keys(node.states || {}).map((key) => describeNode(node.states[key]));
+  return out;
+}
+
+function describeTransition(t) {
+  const event = String(t.eventType);
+  const out = { event, kind: eventKind(event) };
+  out.targets = (t.target || []).map((target) => String(typeof target === "string" ? target : target.id));
+  out.internal = !!t.internal;
+  const guard = guardName(t.cond);
+  if (guard !== undefined) out.guard = guard;
+  if (out.kind === "after") out.delay = typeof t.delay === "number" ? t.delay : String(t.delay);
+  out.actions = names(t.actions);
+  return out;
+}
+
+// The send and cancel that xstate adds to a node's entry and exit for each `after` delay: the
+// delayed transition already says it.
+function isAfterTimer(action) {
+  const id = action && (action.type === "xstate.cancel" ? action.sendId : action.type === "xstate.send" ? action.id : undefined);
+  return typeof id === "string" && id.startsWith("xstate.after(");
+}
+
+function eventKind(type) {
+  if (type === "") return "always";
+  if (type === "*") return "wildcard";
+  if (type.startsWith("xstate.after(")) return "after";
+  if (type.startsWith("done.")) return "done";
+  if (type.startsWith("error.")) return "error";
+  return "event";
+}
+
+function guardName(cond) {
+  if (cond === undefined || cond === null) return undefined;
+  // An inline function gets xstate's default guard type and the function's own name, which is
+  // the property it was written in ("cond") when it has none: then it is just "guarded" ("").
+  if (cond.type === "xstate.guard") {
+    const name = typeof cond.name === "string" ? cond.name : "";
+    return name === "cond" ? "" : clip(name);
+  }
+  return clip(String(cond.type));
+}
+
+function srcName(src) {
+  if (typeof src === "string") return clip(src);
+  if (src && typeof src.type === "string") return clip(src.type);
+  if (typeof src === "function") return clip(src.name) || "inline";
+  return "inline";
+}
+
+function names(list) {
+  if (!list) return [];
+  const items = Array.isArray(list) ? list : [...list];
+  return items.map((item) => {
+    if (typeof item === "string") return clip(item);
+    if (item && typeof item.exec === "function" && item.type === String(item.exec)) {
+      return clip(item.exec.name) || "inline";   // xstate names an anonymous action by its source
+    }
+    if (item && typeof item.type === "string") return clip(item.type);
+    return "inline";
+  });
+}
+
+function clip(name) {
+  const text = String(name || "");
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+// The version's side of upgrades to it and from it (upgrade.js; runtime/migrations.py).
+Object.assign(ops, upgradeOps(machine, { restore, persistable, view, checkJson, fail }));
 
 function poll() {
   const r = run;
   const out = {
     macrosteps: r ? r.macrosteps.splice(0) : [],
-    fetches: __bs.takeFetches(),
+    fetches: r ? r.fetches.splice(0).concat(__bs.takeFetches()) : __bs.takeFetches(),
     aborted: __bs.abortedFetches(),
     pendingFetches: __bs.pendingFetches(),
     nextTimerDue: __bs.nextTimerDue(),
@@ -302,6 +490,11 @@ function poll() {
     logs: __bs.takeLogs(),
   };
   if (r && r.error) out.error = errorInfo(r.error);
+  if (r && r.key !== undefined) {
+    // Kept only while settled cleanly: no error, no service running, nothing spawned alive.
+    if (!r.error && !r.stopping && r.service.children.size === 0) live.set(r.key, r.holder);
+    else live.delete(r.key);
+  }
   return out;
 }
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from pathlib import Path
 from typing import Any
 
+from runtime import definitions
 from runtime.clock import Clock, SystemClock
 from runtime.errors import (
     BackstateError,
@@ -29,7 +29,8 @@ from runtime.errors import (
     SandboxError,
 )
 from runtime.limits import RuntimeLimits
-from runtime.results import CommitHook, LogLine, StepResult
+from runtime.pool import VMPool
+from runtime.results import CommitHook, Delivery, LogLine, StepResult
 from runtime.sandbox import hostcalls
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.prelude import prelude_source
@@ -47,28 +48,11 @@ ALLOWED_IMPORTS = ("npm:xstate", "xstate")
 
 
 class LoadedVersion:
-    """A validated bundle, with a snapshot of a VM that has it loaded and a pool of VMs."""
+    """A validated bundle: a snapshot of a VM that has it loaded, and its VMs."""
 
-    def __init__(self, snapshot: Snapshot, engine: Engine, limits: RuntimeLimits):
+    def __init__(self, snapshot: Snapshot, pool: VMPool):
         self.snapshot = snapshot
-        self._engine = engine
-        self._limits = limits
-        self._idle: list[VM] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> VM:
-        """A VM byte-identical to a fresh clone of this version's snapshot."""
-        with self._lock:
-            vm = self._idle.pop() if self._idle else None
-        return vm or self._engine.clone(self.snapshot, self._limits.memory_bytes)
-
-    def release(self, vm: VM) -> None:
-        """Reset right away, so no instance's data lingers in an idle VM."""
-        if not vm.reset():
-            return
-        with self._lock:
-            if len(self._idle) < self._limits.pool_size:
-                self._idle.append(vm)
+        self.vms = pool.version(snapshot)
 
 
 class Runtime:
@@ -78,6 +62,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.fetcher = fetcher or Fetcher()
         self.engine = Engine(host_call=hostcalls.handle)
+        self._pool = VMPool(self.engine, self.limits)
         self._harness = (js_dir / "harness.js").read_text()
         self._base = self._build_base(js_dir)
 
@@ -94,42 +79,83 @@ class Runtime:
         vm.compile_module((js_dir / XSTATE_ESM).read_text(), "npm:xstate")
         vm.compile_module('export * from "npm:xstate";', "xstate")
         vm.eval_module('import "npm:xstate";', "<xstate>")
+        vm.compile_module((js_dir / "upgrade.js").read_text(), "backstate:upgrade")  # harness.js
         return vm.snapshot()
 
     def compile(self, source: str) -> LoadedVersion:
         """`source` validated and loaded into a VM snapshot. Raises BundleError."""
-        return LoadedVersion(self._snapshot_bundle(source), self.engine, self.limits)
+        vm, shape = self._loaded(source, "bundle", self._harness)
+        _check_shape(shape)
+        return LoadedVersion(vm.snapshot(), self._pool)
 
     def validate_bundle(self, source: str) -> None:
         """Raise BundleError naming what is wrong, or return if `source` is a valid bundle."""
-        self._snapshot_bundle(source)
+        _check_shape(self._loaded(source, "bundle", self._harness)[1])
 
-    def _snapshot_bundle(self, source: str) -> Snapshot:
+    def describe_bundle(self, source: str) -> dict[str, Any]:
+        """Validate `source` as `validate_bundle` does and return its machine's definition
+        (the chart's structure, `runtime/definitions.py`). Raises BundleError."""
+        vm, shape = self._loaded(source, "bundle", self._harness)
+        _check_shape(shape)
+        try:
+            return definitions.checked(_call(vm, {"op": "definition"}))
+        except MachineError as exc:
+            raise _bundle_error(exc) from exc
+
+    def load_module(self, source: str, *, name: str,
+                    harness: str) -> tuple[LoadedVersion, dict[str, Any]]:
+        """`source` registered as the module `name`, then `harness` (which imports it and
+        installs `__bs_entry`): the loaded module, with its VMs, and the harness's answer to
+        `inspect`. Raises BundleError. (Migration bundles load this way, see
+        runtime/migrations.py.)"""
+        vm, shape = self._loaded(source, name, harness)
+        return LoadedVersion(vm.snapshot(), self._pool), shape
+
+    def _loaded(self, source: str, name: str, harness: str) -> tuple[VM, dict[str, Any]]:
+        """A VM cloned from the base with `source` registered as `name` and `harness`
+        evaluated, under the bundle load limits, and the harness's `inspect` answer."""
         vm = self.engine.clone(self._base, self.limits.memory_bytes)
         vm.set_deadline(self.limits.load_s)
         try:
-            vm.compile_module(source, "bundle")
-            vm.eval_module(self._harness, "harness")
-            shape = _call(vm, {"op": "inspect"})
+            vm.compile_module(source, name)
+            vm.eval_module(harness, f"{name}-harness" if name != "bundle" else "harness")
+            return vm, _call(vm, {"op": "inspect"})
         except MachineError as exc:
             raise _bundle_error(exc) from exc
-        _check_shape(shape)
-        return vm.snapshot()
 
     # -- steps ----------------------------------------------------------------------------
+    # `instance_key` and `seq` name the instance and the sequence number its row is at (0 for a
+    # creation): with warm VMs, the VM that keeps it live at that sequence serves the step.
+
     def create(self, version: LoadedVersion, *, instance_name: str,
                context: dict[str, Any] | None, auth_context: dict[str, Any],
-               on_commit: CommitHook) -> StepResult:
+               on_commit: CommitHook, instance_key: str | None = None) -> StepResult:
         args = {"op": "create", "instanceName": instance_name, "context": context,
                 "authContext": auth_context}
-        return self._step(version, args, on_commit)
+        return self._step(version, args, on_commit, instance_key, 0)
 
     def send(self, version: LoadedVersion, *, instance_name: str, state_json: str,
              event: str | dict[str, Any], auth_context: dict[str, Any], on_commit: CommitHook,
-             cut_off: list[str] | None = None, trusted: bool = False) -> StepResult:
-        args = {"op": "send", "instanceName": instance_name, "state": state_json, "event": event,
-                "authContext": auth_context, "cutOff": list(cut_off or []), "trusted": trusted}
-        return self._step(version, args, on_commit)
+             cut_off: list[str] | None = None, trusted: bool = False,
+             instance_key: str | None = None, seq: int | None = None) -> StepResult:
+        delivery = {"event": event, "authContext": auth_context, "trusted": trusted}
+        args = {"op": "send", "instanceName": instance_name, "state": state_json,
+                "events": [delivery], "cutOff": list(cut_off or [])}
+        return self._step(version, args, on_commit, instance_key, seq)
+
+    def send_batch(self, version: LoadedVersion, *, instance_name: str, state_json: str,
+                   deliveries: list[Delivery], on_commit: CommitHook,
+                   cut_off: list[str] | None = None, instance_key: str | None = None,
+                   seq: int | None = None) -> StepResult:
+        """Several events for one instance in one step: each is its own transition, and one
+        that fails fails alone (`StepResult.outcomes`); the commits of a reply are written
+        together. The step raises only if the first event fails (then nothing of the batch
+        ran) or for what would fail any step."""
+        events = [{"event": d.event, "authContext": d.auth_context, "trusted": d.trusted}
+                  for d in deliveries]
+        args = {"op": "send", "instanceName": instance_name, "state": state_json,
+                "events": events, "cutOff": list(cut_off or [])}
+        return self._step(version, args, on_commit, instance_key, seq)
 
     def read(self, version: LoadedVersion, *, instance_name: str, state_json: str,
              auth_context: dict[str, Any]) -> list[LogLine]:
@@ -152,23 +178,43 @@ class Runtime:
         return verdicts, [log_line(line) for line in reply.get("logs", ())]
 
     def _read(self, version: LoadedVersion, args: dict[str, Any]) -> dict[str, Any]:
-        vm = version.acquire()
-        step = Step(vm, self.limits, self.clock, self.fetcher)
+        taken = version.vms.acquire()
+        step = Step(taken.vm, self.limits, self.clock, self.fetcher)
         try:
-            return step.call(args)
-        except BackstateError as exc:
-            exc.logs = step.logs   # what allowRead printed before it failed
+            reply = step.call(args)
+        except BaseException as exc:
+            if isinstance(exc, BackstateError):
+                exc.logs = step.logs   # what allowRead printed before it failed
+            version.vms.discard(taken)
             raise
-        finally:
-            version.release(vm)
+        version.vms.release(taken)
+        return reply
 
-    def _step(self, version: LoadedVersion, args: dict[str, Any],
-              on_commit: CommitHook) -> StepResult:
-        vm = version.acquire()
+    def _step(self, version: LoadedVersion, args: dict[str, Any], on_commit: CommitHook,
+              key: str | None, seq: int | None) -> StepResult:
+        key = key if self.limits.warm else None
+        taken = version.vms.acquire(key, seq)
+        if key is not None:
+            args = {**args, "key": key, "warm": taken.warm, "drop": taken.slot.take_drops()}
+            if taken.warm:
+                del args["state"]   # the VM has it live: nothing to parse or restore
         try:
-            return Step(vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
-        finally:
-            version.release(vm)
+            result = Step(taken.vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
+        except BaseException:
+            version.vms.discard(taken)
+            raise
+        version.vms.release(taken, keep=_kept(key, seq, result))
+        return result
+
+
+def _kept(key: str | None, seq: int | None, result: StepResult) -> tuple[str, int] | None:
+    """What the VM keeps live after a step that settled cleanly: the instance at the sequence
+    its commits brought it to (one per macrostep)."""
+    if key is None or seq is None or result.error is not None or result.cut_off:
+        return None
+    if result.macrosteps and result.final.running:
+        return None
+    return key, seq + len(result.macrosteps)
 
 
 def _read_error(info: dict[str, Any]) -> BackstateError:

@@ -5,10 +5,13 @@
     ├── ConflictError                   exists already / wrong state (paused, has instances)
     │   ├── InstanceChangedError        a step that read without the lease lost the race;
     │   │                               it wrote nothing and runs again holding the lease
-    │   └── TimerSupersededError        a claimed timer was cancelled, re-armed or delivered
-    │                                   by another process: its delivery writes nothing
+    │   ├── TimerSupersededError        a claimed timer was cancelled, re-armed or delivered
+    │   │                               by another process: its delivery writes nothing
+    │   └── UpgradeFailedError          the instance's pending upgrade (desired version)
+    │                                   could not be applied: it stays on its old version
     ├── InvalidRequestError             malformed input (carries the offending `parameter`)
-    │   └── PayloadTooLargeError        an event or upload over its size limit
+    │   ├── PayloadTooLargeError        an event or upload over its size limit
+    │   └── NoMigrationPathError        no chain of migrations leads to the desired version
     ├── AuthError                       bad, expired, forged or wrong-key token
     │   └── MissingScopeError           valid token, but its key lacks the scope
     ├── RejectedByAuthorizerError       allowRead / allowWrite said no
@@ -16,6 +19,8 @@
     ├── EgressDeniedError               a machine's fetch refused by the egress policy (the
     │                                   machine sees a rejected fetch, not this error)
     ├── HostCallError                   a malformed synchronous request from the guest
+    ├── UnsupportedError                a feature this server does not have (or was set up
+    │                                   without): says so rather than failing silently
     └── MachineError                    running the machine failed; nothing was committed
         ├── ScriptError                 a JavaScript exception escaped to the host
         ├── ContextError                context not JSON, or over the size limit
@@ -31,10 +36,8 @@ machine may behave differently later, or the instance be resumed); the others ar
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from runtime.results import LogLine
+from runtime.results import LogLine
 
 
 class BackstateError(Exception):
@@ -69,12 +72,29 @@ class TimerSupersededError(ConflictError):
     code = "timer-superseded"
 
 
+class UpgradeFailedError(ConflictError):
+    """The migration path to the instance's desired version threw, ran out of time or memory,
+    or led to states the new version does not have. Nothing was written; the desired version
+    stays set, so the next event tries again (with a fixed migration, once one is deployed).
+    `logs` holds the migrations' console output and the reason, for the instance's logs."""
+
+    code = "upgrade-failed"
+
+    def __init__(self, message: str, *, logs: Sequence[LogLine] | None = None):
+        super().__init__(message)
+        self.logs = list(logs or [])
+
+
 class InvalidRequestError(BackstateError):
     code = "invalid-parameter"
 
 
 class PayloadTooLargeError(InvalidRequestError):
     code = "payload-too-large"
+
+
+class NoMigrationPathError(InvalidRequestError):
+    code = "no-migration-path"
 
 
 class AuthError(BackstateError):
@@ -99,6 +119,10 @@ class EgressDeniedError(BackstateError):
 
 class HostCallError(BackstateError):
     code = "host-call-error"
+
+
+class UnsupportedError(BackstateError):
+    code = "not-implemented"
 
 
 class MachineError(BackstateError):

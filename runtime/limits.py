@@ -14,4 +14,13 @@ class RuntimeLimits:
     context_bytes: int = 400_000      # persisted context, UTF-8 JSON
     event_bytes: int = 400_000        # one event, UTF-8 JSON
     max_macrosteps: int = 1_000       # per step: a machine that sends itself events forever
-    pool_size: int = 4                # idle VMs kept per version
+    # Idle VMs kept per version: as many as steps of it in flight (a step keeps its VM while
+    # it waits for its commits), or each wave of steps clones VMs the last one dropped.
+    pool_size: int = 16
+    # VMs stay warm between steps (runtime/pool.py); off: every step in a VM reset to its
+    # version's snapshot (strict).
+    warm: bool = True
+    idle_vms: int = 32                # idle VMs kept across all versions
+    live_per_vm: int = 1024           # instances one warm VM keeps live
+    recycle_steps: int = 10_000       # a warm VM is replaced after this many steps...
+    recycle_growth_bytes: int = 16 << 20   # ...or once its memory grew this much

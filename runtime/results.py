@@ -6,6 +6,7 @@ Nothing here touches the sandbox; the server persists these as they are.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,11 +85,33 @@ class Macrostep:
     # The step commits nothing after this macrostep: its commit may also end the step's hold
     # on the instance (the server releases its lease in the same transaction).
     last: bool = False
+    # Set on an upgrade's `statebacked.upgrade` transition (runtime/instances/upgrades.py): the
+    # version the instance moves to, switched in this macrostep's transaction.
+    upgrade_to: uuid.UUID | None = None
 
     @property
     def state(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.state_json)
         return parsed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for an instance: who sends it, and whether it is the machine's own (a timer:
+    internal event types allowed, no authorizer)."""
+
+    event: dict[str, Any]
+    auth_context: dict[str, Any]
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class EventOutcome:
+    """What one event of a step did: the macrosteps it committed (counted in the step's order),
+    or why it failed (it changed nothing)."""
+
+    steps: int = 0
+    error: Exception | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +126,10 @@ class StepResult:
     cut_off: list[str]
     logs: list[LogLine]
     error: str | None = None   # set when a failure ended the step after something committed
+    # One per event of a batch that ran (`Runtime.send_batch`), in order; the last event run
+    # owns the macrosteps after the others' (the services it left running settle after it).
+    # Events past the end were not run: an earlier one left a service running.
+    outcomes: list[EventOutcome] = field(default_factory=list)
 
     @property
     def ignored(self) -> bool:
@@ -117,6 +144,7 @@ class StepResult:
         return self.macrosteps[-1]
 
 
-# Called with each macrostep, in order, before any effect it produced is released (fetches
-# performed, timers fired). Raising aborts the step: the VM is discarded, no effect runs.
-CommitHook = Callable[[Macrostep], None]
+# Called with the new macrosteps of each reply of the VM (one or more), in order, before any
+# effect they produced is released (fetches performed, timers fired): the caller may write them
+# together. Raising aborts the step: the VM is discarded, no effect runs.
+CommitHook = Callable[[list[Macrostep]], None]

@@ -86,6 +86,7 @@ class Scheduler:
         self._queues: dict[uuid.UUID, deque[Claimed]] = {}
         self.delivered = 0
         self.dropped = 0
+        self.looks = 0   # times the loop looked for due timers
 
     # -- waking ---------------------------------------------------------------------------
     def notify(self) -> None:
@@ -106,6 +107,7 @@ class Scheduler:
             except Exception:   # the database may be briefly unavailable: try again later
                 log.exception("timer scheduler iteration failed")
                 wait = self._poll_s
+            self.looks += 1
             await self._sleep(wait)
 
     async def run_once(self) -> float:

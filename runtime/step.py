@@ -4,7 +4,7 @@ The loop, in the order that keeps State Backed's promise that no effect runs bef
 transition that produced it is durably written:
 
     call the op (create / send)  ->  run promise jobs  ->  poll the VM
-    -> commit each new macrostep through the caller's hook (state, transition, timers)
+    -> commit the new macrosteps through the caller's hook (state, transition, timers)
     -> only then perform the fetches those macrosteps issued
     -> wait for a fetch to finish, an in-VM timer to fall due, or the window to end; repeat.
 
@@ -33,7 +33,15 @@ from runtime.errors import (
     StackOverflowError,
 )
 from runtime.limits import RuntimeLimits
-from runtime.results import CommitHook, LogLine, Macrostep, PublicState, StepResult, Timer
+from runtime.results import (
+    CommitHook,
+    EventOutcome,
+    LogLine,
+    Macrostep,
+    PublicState,
+    StepResult,
+    Timer,
+)
 from runtime.sandbox.fetch import Fetcher
 from runtime.sandbox.vm import VM
 
@@ -51,6 +59,7 @@ class Step:
         self.committed: list[Macrostep] = []
         self.logs: list[LogLine] = []
         self.running: list[str] = []
+        self.outcomes: list[EventOutcome] = []
 
     # -- single calls ---------------------------------------------------------------------
     def call(self, args: dict[str, Any]) -> Reply:
@@ -82,6 +91,7 @@ class Step:
     def run(self, args: dict[str, Any], on_commit: CommitHook) -> StepResult:
         try:
             reply = self.call(args)     # create and send answer with their first poll
+            self.outcomes = [_outcome(raw) for raw in reply.get("outcomes", [])]
             while True:
                 jobs = self._jobs_before_commit(reply, on_commit)
                 self._commit(reply, on_commit, last=not jobs and not reply["running"])
@@ -99,7 +109,7 @@ class Step:
                 exc.logs = list(self.logs)   # what it printed: the only trace a failed step leaves
                 raise
             return self._end_early(exc)
-        return StepResult(self.committed, self._cut_off(), self.logs)
+        return StepResult(self.committed, self._cut_off(), self.logs, outcomes=self.outcomes)
 
     def _poll(self) -> Reply:
         return self.call({"op": "poll"})
@@ -127,14 +137,15 @@ class Step:
         self.running = reply["running"]
         last = last and "error" not in reply
         raws = reply["macrosteps"]
-        for n, raw in enumerate(raws, 1):
-            if len(self.committed) >= self.limits.max_macrosteps:
-                raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
-                                   "macrosteps for one event (does it send itself events "
-                                   "forever?)", code="too-many-macrosteps")
-            step = self._macrostep(raw, last=last and n == len(raws))
-            on_commit(step)
-            self.committed.append(step)
+        if len(self.committed) + len(raws) > self.limits.max_macrosteps:
+            raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
+                               "macrosteps for one event (does it send itself events "
+                               "forever?)", code="too-many-macrosteps")
+        steps = [self._macrostep(raw, last=last and n == len(raws))
+                 for n, raw in enumerate(raws, 1)]
+        if steps:
+            on_commit(steps)
+            self.committed.extend(steps)
         self._collect_logs(reply["logs"])
         if "error" in reply:
             raise _error_from_js(reply["error"])
@@ -220,7 +231,8 @@ class Step:
                        f"[backstate] the step stopped after {len(self.committed)} committed "
                        f"transition(s): {exc.message}")
         self.logs.append(line)
-        return StepResult(self.committed, self._cut_off(), self.logs, error=exc.message)
+        return StepResult(self.committed, self._cut_off(), self.logs, error=exc.message,
+                          outcomes=self.outcomes)
 
     def _cancel_fetches(self) -> None:
         for future in self.inflight:
@@ -238,6 +250,12 @@ def encode_request(args: dict[str, Any]) -> str:
         return json.dumps(args)
     rest = json.dumps({k: v for k, v in args.items() if k != "state"})
     return '{"state":' + state + "," + rest[1:]
+
+
+def _outcome(raw: dict[str, Any]) -> EventOutcome:
+    if "error" in raw:
+        return EventOutcome(error=_error_from_js(raw["error"]))
+    return EventOutcome(steps=int(raw["steps"]))
 
 
 def log_line(line: dict[str, Any]) -> LogLine:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Depends
 
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import errors
 from api.schemas import BillingPublic
 
 router = APIRouter(tags=["billing"])
 
 
-@router.get("/billing", response_model=BillingPublic)
+@router.get("/billing", response_model=BillingPublic, responses=errors())
 def billing(
     services: ServicesDep,
     _principal: Annotated[Principal, Depends(requires("org.write"))],

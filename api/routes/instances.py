@@ -9,13 +9,36 @@ from fastapi import APIRouter, Depends, Response
 from api import views
 from api.auth import Principal
 from api.deps import InstanceName, MachineName, ServicesDep, requires
-from api.schemas import EventSend, InstanceCreate, InstanceDelete, InstanceList, StatusUpdate
+from api.openapi import errors
+from api.schemas import (
+    DesiredVersionUpdate,
+    EventSend,
+    InstanceAdmin,
+    InstanceCreate,
+    InstanceDelete,
+    InstanceList,
+    InstanceState,
+    StatusUpdate,
+    TransitionList,
+)
 from api.scopes import SEND_EVENT_SCOPES
 
 router = APIRouter(tags=["instances"])
 
+NO_MACHINE = (404, "no such machine")
+NO_INSTANCE = (404, "no such machine or instance")
+BUSY = "the instance is busy with another step (`instance-busy`)"
 
-@router.post("/machines/{machineName}")
+
+@router.post(
+    "/machines/{machineName}",
+    responses=errors(
+        (404, "no such machine or machine version"),
+        (409, f"an instance with this name exists (`already-exists`), or {BUSY}"),
+        413,
+        ok=InstanceState,
+    ),
+)
 async def create_instance(
     machine_name: MachineName,
     body: InstanceCreate,
@@ -29,7 +52,10 @@ async def create_instance(
 
 
 @router.get(
-    "/machines/{machineName}/i", response_model=InstanceList, response_model_exclude_none=True
+    "/machines/{machineName}/i",
+    response_model=InstanceList,
+    response_model_exclude_none=True,
+    responses=errors(NO_MACHINE),
 )
 def list_instances(
     machine_name: MachineName,
@@ -44,7 +70,10 @@ def list_instances(
     )
 
 
-@router.get("/machines/{machineName}/i/{instanceName}")
+@router.get(
+    "/machines/{machineName}/i/{instanceName}",
+    responses=errors(NO_INSTANCE, ok=InstanceState),
+)
 async def get_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -55,7 +84,12 @@ async def get_instance(
     return await services.instances.read(principal, machine_name, instance_name)
 
 
-@router.delete("/machines/{machineName}/i/{instanceName}", status_code=204, response_class=Response)
+@router.delete(
+    "/machines/{machineName}/i/{instanceName}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(NO_INSTANCE, 413),
+)
 async def delete_instance(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -73,7 +107,10 @@ async def delete_instance(
     return Response(status_code=204)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/admin")
+@router.get(
+    "/machines/{machineName}/i/{instanceName}/admin",
+    responses=errors(NO_INSTANCE, ok=InstanceAdmin),
+)
 def get_instance_admin(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -81,11 +118,16 @@ def get_instance_admin(
     principal: Annotated[Principal, Depends(requires("instances.admin"))],
 ) -> dict[str, Any]:
     """The full administrative view (whole context, status, version); no authorizer runs."""
-    instance, version = services.instances.admin_state(principal, machine_name, instance_name)
-    return views.admin_state(instance, version)
+    instance, version, desired = services.instances.admin_state(
+        principal, machine_name, instance_name
+    )
+    return views.admin_state(instance, version, desired)
 
 
-@router.get("/machines/{machineName}/i/{instanceName}/events")
+@router.get(
+    "/machines/{machineName}/i/{instanceName}/events",
+    responses=errors(NO_INSTANCE, ok=TransitionList),
+)
 def list_transitions(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -103,7 +145,15 @@ def list_transitions(
     return body
 
 
-@router.post("/machines/{machineName}/i/{instanceName}/events")
+@router.post(
+    "/machines/{machineName}/i/{instanceName}/events",
+    responses=errors(
+        NO_INSTANCE,
+        (409, f"the instance is paused (`invalid-state`), or {BUSY}"),
+        413,
+        ok=InstanceState,
+    ),
+)
 async def send_event(
     machine_name: MachineName,
     instance_name: InstanceName,
@@ -117,7 +167,10 @@ async def send_event(
 
 
 @router.put(
-    "/machines/{machineName}/i/{instanceName}/status", status_code=204, response_class=Response
+    "/machines/{machineName}/i/{instanceName}/status",
+    status_code=204,
+    response_class=Response,
+    responses=errors(NO_INSTANCE, 413),
 )
 async def set_status(
     machine_name: MachineName,
@@ -129,3 +182,24 @@ async def set_status(
     """Pause or resume: a paused instance rejects every event with 409."""
     await services.instances.set_status(principal, machine_name, instance_name, body.status)
     return Response(status_code=204)
+
+
+@router.put(
+    "/machines/{machineName}/i/{instanceName}/v",
+    status_code=201,
+    response_class=Response,
+    responses=errors((404, "no such machine, instance or version"), 413),
+)
+async def set_desired_version(
+    machine_name: MachineName,
+    instance_name: InstanceName,
+    body: DesiredVersionUpdate,
+    services: ServicesDep,
+    principal: Annotated[Principal, Depends(requires("instances.write"))],
+) -> Response:
+    """Upgrade the instance to this version at its next event delivered while it is settled;
+    400 `no-migration-path` unless migrations lead there from its version."""
+    await services.instances.set_desired_version(
+        principal, machine_name, instance_name, body.targetMachineVersionId
+    )
+    return Response(status_code=201)

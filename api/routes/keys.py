@@ -9,13 +9,14 @@ from fastapi import APIRouter, Depends, Path, Response
 from api import views
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import errors
 from api.schemas import KeyCreate, KeyCreated, KeyList
 from api.scopes import scopes_for
 
 router = APIRouter(tags=["keys"])
 
 
-@router.get("/keys", response_model=KeyList, response_model_exclude_none=True)
+@router.get("/keys", response_model=KeyList, response_model_exclude_none=True, responses=errors())
 def list_keys(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("tokens.admin", "org.keys.write"))],
@@ -26,7 +27,7 @@ def list_keys(
     return KeyList(keys=[views.key_public(k) for k in rows], cursor=next_cursor)
 
 
-@router.post("/keys", response_model=KeyCreated)
+@router.post("/keys", response_model=KeyCreated, responses=errors(413))
 def create_key(
     body: KeyCreate,
     services: ServicesDep,
@@ -37,7 +38,12 @@ def create_key(
     return KeyCreated(id=made.id, key=made.secret)
 
 
-@router.delete("/keys/{keyId}", status_code=204, response_class=Response)
+@router.delete(
+    "/keys/{keyId}",
+    status_code=204,
+    response_class=Response,
+    responses=errors((404, "no such key in this org")),
+)
 def delete_key(
     key_id: Annotated[str, Path(alias="keyId")],
     services: ServicesDep,

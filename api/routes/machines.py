@@ -9,12 +9,15 @@ from fastapi import APIRouter, Depends, Response
 from api import views
 from api.auth import Principal
 from api.deps import MachineName, ServicesDep, requires
+from api.openapi import errors
 from api.schemas import MachineCreate, MachineDelete, MachineGet, MachineList
 
 router = APIRouter(tags=["machines"])
 
 
-@router.get("/machines", response_model=MachineList, response_model_exclude_none=True)
+@router.get(
+    "/machines", response_model=MachineList, response_model_exclude_none=True, responses=errors()
+)
 def list_machines(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("machines.read"))],
@@ -25,7 +28,12 @@ def list_machines(
     return MachineList(machines=[views.machine_summary(m, v) for m, v in rows], cursor=next_cursor)
 
 
-@router.post("/machines", status_code=201, response_class=Response)
+@router.post(
+    "/machines",
+    status_code=201,
+    response_class=Response,
+    responses=errors((409, "a machine with this name exists"), 413),
+)
 def create_machine(
     body: MachineCreate,
     services: ServicesDep,
@@ -36,7 +44,12 @@ def create_machine(
     return Response(status_code=201)
 
 
-@router.get("/machines/{machineName}", response_model=MachineGet, response_model_exclude_none=True)
+@router.get(
+    "/machines/{machineName}",
+    response_model=MachineGet,
+    response_model_exclude_none=True,
+    responses=errors((404, "no such machine")),
+)
 def get_machine(
     machine_name: MachineName,
     services: ServicesDep,
@@ -47,7 +60,12 @@ def get_machine(
     return MachineGet(machine=views.machine_public(machine, current))
 
 
-@router.delete("/machines/{machineName}", status_code=204, response_class=Response)
+@router.delete(
+    "/machines/{machineName}",
+    status_code=204,
+    response_class=Response,
+    responses=errors((404, "no such machine"), (409, "the machine still has instances"), 413),
+)
 def delete_machine(
     machine_name: MachineName,
     body: MachineDelete,

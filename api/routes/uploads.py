@@ -1,5 +1,6 @@
-"""The code upload endpoint behind `codeUploadUrl` (S3 presigned-POST style: no bearer
-token; the signed `token` form field authorizes the upload)."""
+"""The code upload endpoint behind `codeUploadUrl`, for machine versions and migrations (S3
+presigned-POST style: no bearer token; the signed `token` form field authorizes the upload and
+says what the code is for)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,43 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from api.deps import ServicesDep
-from api.services.versions import UPLOAD_PATH
+from api.openapi import errors
+from api.services.uploads import UPLOAD_PATH
 from runtime.errors import InvalidRequestError
 
-router = APIRouter(tags=["machine versions"])
+router = APIRouter(tags=["machine versions", "migrations"])
+
+# The form is read by hand (its size and field limits), so FastAPI cannot describe it.
+_FORM = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["token", "file"],
+                "properties": {
+                    "token": {"type": "string", "description": "from `codeUploadFields`"},
+                    "content-encoding": {"type": "string", "enum": ["gzip"]},
+                    "file": {"type": "string", "format": "binary"},
+                },
+            }
+        }
+    },
+}
 
 
-@router.post(UPLOAD_PATH, status_code=204, response_class=Response)
+@router.post(
+    UPLOAD_PATH,
+    status_code=204,
+    response_class=Response,
+    responses=errors(
+        (400, "no valid or unexpired upload token, or no file, or the file is not valid gzip"),
+        (404, "the version to upload to is gone"),
+        413,
+        authenticated=False,
+    ),
+    openapi_extra={"requestBody": _FORM},
+)
 async def upload_code(request: Request, services: ServicesDep) -> Response:
     """Step 2 of 3: receive the code (multipart `file`, plain or gzip)."""
     try:
@@ -29,5 +60,5 @@ async def upload_code(request: Request, services: ServicesDep) -> Response:
             gzipped = form.get("content-encoding") == "gzip"
     except (MultiPartException, AssertionError, KeyError) as exc:
         raise InvalidRequestError("expected a multipart form", parameter="file") from exc
-    await run_in_threadpool(services.versions.upload, token, content, gzipped=gzipped)
+    await run_in_threadpool(services.uploads.receive, token, content, gzipped=gzipped)
     return Response(status_code=204)

@@ -9,13 +9,19 @@ from fastapi import APIRouter, Depends, Path, Request
 from api import views
 from api.auth import Principal
 from api.deps import MachineName, ServicesDep, requires
+from api.openapi import errors
 from api.schemas import VersionFinalize, VersionFinalized, VersionList, VersionProvisional
 
 router = APIRouter(tags=["machine versions"])
 
+NO_MACHINE = (404, "no such machine")
+
 
 @router.get(
-    "/machines/{machineName}/v", response_model=VersionList, response_model_exclude_none=True
+    "/machines/{machineName}/v",
+    response_model=VersionList,
+    response_model_exclude_none=True,
+    responses=errors(NO_MACHINE),
 )
 def list_versions(
     machine_name: MachineName,
@@ -28,7 +34,9 @@ def list_versions(
     return VersionList(versions=[views.version_info(v) for v in rows], cursor=next_cursor)
 
 
-@router.post("/machines/{machineName}/v", response_model=VersionProvisional)
+@router.post(
+    "/machines/{machineName}/v", response_model=VersionProvisional, responses=errors(NO_MACHINE)
+)
 def create_version(
     machine_name: MachineName,
     request: Request,
@@ -46,7 +54,11 @@ def create_version(
     )
 
 
-@router.put("/machines/{machineName}/v/{signedVersionId}", response_model=VersionFinalized)
+@router.put(
+    "/machines/{machineName}/v/{signedVersionId}",
+    response_model=VersionFinalized,
+    responses=errors((404, "no such machine, or no such provisional version of it"), 413),
+)
 def finalize_version(
     machine_name: MachineName,
     signed_version_id: Annotated[str, Path(alias="signedVersionId")],

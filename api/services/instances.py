@@ -60,6 +60,16 @@ class InstanceService:
     ) -> None:
         await self._core.set_status(principal.org_id, machine_name, slug, status)
 
+    async def set_desired_version(
+        self, principal: Principal, machine_name: str, slug: str, version_id: str
+    ) -> None:
+        """Upgrade the instance at its next settled event (NoMigrationPathError if no
+        migrations lead to `version_id`, a pretty id)."""
+        target = ids.decode("ver", version_id)
+        if target is None:
+            raise NotFoundError("machine version not found", parameter="targetMachineVersionId")
+        await self._core.set_desired_version(principal.org_id, machine_name, slug, target)
+
     async def delete(
         self, principal: Principal, machine_name: str, slug: str, confirmation: str
     ) -> None:
@@ -74,11 +84,17 @@ class InstanceService:
 
     def admin_state(
         self, principal: Principal, machine_name: str, slug: str
-    ) -> tuple[Instance, MachineVersion]:
+    ) -> tuple[Instance, MachineVersion, MachineVersion | None]:
+        """The instance, its version and the version it is to be upgraded to (if any)."""
         with self._db.read() as session:
             machine = machine_store.get(session, principal.org_id, machine_name)
             instance = instance_store.get(session, machine, slug)
-            return instance, version_store.get(session, instance.version_id)
+            desired = instance.desired_version_id
+            return (
+                instance,
+                version_store.get(session, instance.version_id),
+                None if desired is None else version_store.get(session, desired),
+            )
 
     def list_page(
         self, principal: Principal, machine_name: str, cursor: str | None

@@ -6,6 +6,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from api import ids
 from api.auth import Principal
 from api.crypto import ServerKeys
@@ -43,18 +45,22 @@ class KeyService:
         return self.create_in_org(principal.org_id, name, scopes)
 
     def create_in_org(self, org_id: uuid.UUID, name: str, scopes: list[Scope]) -> NewKey:
+        with self._db.transaction() as session:
+            return self.add(session, org_id, name, scopes)
+
+    def add(self, session: Session, org_id: uuid.UUID, name: str, scopes: list[Scope]) -> NewKey:
+        """A new key, in the caller's transaction (it exists once that commits)."""
         key_id = uuid.uuid4()
         secret = "sbsec_" + secrets.token_urlsafe(32)
-        with self._db.transaction() as session:
-            key_store.create(
-                session,
-                key_id=key_id,
-                org_id=org_id,
-                name=name,
-                scopes=list(scopes),
-                sealed_secret=self._keys.seal(secret, bound_to=key_id.bytes),
-                now=to_datetime(self._clock.now_ms()),
-            )
+        key_store.create(
+            session,
+            key_id=key_id,
+            org_id=org_id,
+            name=name,
+            scopes=list(scopes),
+            sealed_secret=self._keys.seal(secret, bound_to=key_id.bytes),
+            now=to_datetime(self._clock.now_ms()),
+        )
         return NewKey(ids.encode("sbk", key_id), secret)
 
     def reveal(self, key_id: uuid.UUID) -> str | None:

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from runtime.clock import Clock
 from runtime.errors import ConflictError, TimerSupersededError
 from runtime.instances.committer import GroupCommitter
+from runtime.instances.lanes import leave_lane
 from runtime.instances.leases import LeaseKeeper
 from runtime.results import InstanceState, Macrostep
 from runtime.store import commits as rows
@@ -140,29 +141,53 @@ class StepCommits:
         self._keeper = keeper
         self._lease = lease
         self._first = first
-        self._at = at
+        self._start = self._at = at
         self._committed = committed
         self.count = 0
+        self._states: list[InstanceState] = []   # after each committed macrostep
 
-    def __call__(self, step: Macrostep) -> None:
-        strategy = self._first if self.count == 0 else FENCED
-        now_ms = self._clock.now_ms()
-        write = Write(
-            lease=self._lease, seq=self._at.seq + 1, step=step,
-            ts=max(now_ms, self._at.ts + 1),  # strictly increasing, even if the clock is not
-            now_ms=now_ms, owner=self._keeper.owner, lease_expires_at=self._keeper.expiry(),
-        )  # fmt: skip
-        done = self._committer.commit(functools.partial(strategy.write, w=write))
-        self._at = Position(done.seq, done.ts, done.view)
-        self.count += 1
-        if step.last:  # that commit released the lease (or never took it)
+    def __call__(self, steps: list[Macrostep]) -> None:
+        """Write `steps` (one reply's macrosteps) in one transaction, the first by the step's
+        first-commit strategy if the step committed nothing yet."""
+        first = self._first if self.count == 0 else FENCED
+        leave_lane()  # waiting for the disk needs no CPU: let another step run meanwhile
+        written = self._committer.commit(functools.partial(self._write, first, steps))
+        for step, done in zip(steps, written, strict=True):
+            self._at = Position(done.seq, done.ts, done.view)
+            self.count += 1
+            self._states.append(InstanceState(done.ts, done.view))
+            self._committed(step, done)
+        if steps[-1].last:  # that commit released the lease (or never took it)
             self._keeper.forget(self._lease)
-        elif strategy.claims:  # that commit took it
+        elif first.claims:  # that commit took it
             self._keeper.hold(self._lease)
-        self._committed(step, done)
 
-    def state(self) -> InstanceState:
-        """The instance's state after the step's last commit (or as the step found it)."""
-        if self._at.view is None:  # a creation that committed nothing: cannot happen
+    def _write(self, first: Strategy, steps: list[Macrostep],
+               tx: RawTransaction) -> list[rows.Committed]:
+        now_ms, at = self._clock.now_ms(), self._at
+        written = []
+        for n, step in enumerate(steps):
+            write = Write(
+                lease=self._lease, seq=at.seq + 1, step=step,
+                ts=max(now_ms, at.ts + 1),  # strictly increasing, even if the clock is not
+                now_ms=now_ms, owner=self._keeper.owner, lease_expires_at=self._keeper.expiry(),
+            )  # fmt: skip
+            done = (first if n == 0 else FENCED).write(tx, write)
+            at = Position(done.seq, done.ts, done.view)
+            written.append(done)
+        return written
+
+    @property
+    def instance_id(self) -> uuid.UUID:
+        return self._lease.instance_id
+
+    def state(self, after: int | None = None) -> InstanceState:
+        """The instance's state after the step's `after` first commits (default: all of
+        them; 0: as the step found it)."""
+        if after is None:
+            after = self.count
+        if after > 0:
+            return self._states[after - 1]
+        if self._start.view is None:  # a creation that committed nothing: cannot happen
             raise ConflictError("the step committed no state", code="invalid-state")
-        return InstanceState(self._at.ts, self._at.view)
+        return InstanceState(self._start.ts, self._start.view)

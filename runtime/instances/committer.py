@@ -20,27 +20,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from runtime.errors import ConflictError
 from runtime.store import Database
-from runtime.store.commits import Committed
 from runtime.store.prepared import RawTransaction
 
-Write = Callable[[RawTransaction], Committed]
-Outcome = tuple[Committed | None, BaseException | None]
+Write = Callable[[RawTransaction], Any]
+Outcome = tuple[Any, BaseException | None]
 
 
 @dataclass
 class _Queued:
     write: Write
     done: bool = False
-    result: Committed | None = None
+    result: Any = None
     error: BaseException | None = None
 
-    def outcome(self) -> Committed:
+    def outcome(self) -> Any:
         if self.error is not None:
             raise self.error
-        assert self.result is not None
         return self.result
 
 
@@ -53,7 +52,7 @@ class GroupCommitter:
         self.batches = 0   # transactions committed, and the writes they held: for benchmarks
         self.writes = 0
 
-    def commit(self, write: Write) -> Committed:
+    def commit(self, write: Write) -> Any:
         """Run `write` in a transaction shared with the writes queued with it; its result once
         durable. Raises `write`'s own error (having committed nothing of it)."""
         queued = _Queued(write)

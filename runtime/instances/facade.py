@@ -11,9 +11,10 @@
     await instances.aclose()
 
 Plain values in (names, events, auth contexts), plain results out (`InstanceState`), errors
-from `runtime.errors`. Every step of an instance takes, in this order: the instance's
-per-process FIFO lock (arrival order), a lane (`lanes.py`), one trip to a step thread
-(`threads.py`) where the `Runner` serializes it across processes and commits it, and the
+from `runtime.errors`. Every step of an instance takes, in this order: its place in the
+instance's per-process queue (`mailbox.py`: arrival order; events queued together run as one
+step, `batches.py`), a lane (`lanes.py`), one trip to a step thread (`threads.py`) where the
+`Runner` serializes it across processes and commits it (`commits.py`, `committer.py`), and the
 version from the process's one cache (`versions.py`). Due timers come from the scheduler
 (`runtime/scheduler.py`), which this facade runs and which delivers through `deliver_timer`,
 the path of a client event.
@@ -22,6 +23,7 @@ the path of a client event.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from runtime.clock import Clock
-from runtime.engine import ReadVerdicts, Runtime
+from runtime.engine import LoadedVersion, ReadVerdicts, Runtime
 from runtime.errors import (
     BackstateError,
     ConflictError,
@@ -39,17 +41,19 @@ from runtime.errors import (
     PayloadTooLargeError,
     TimerSupersededError,
 )
+from runtime.instances import batches
 from runtime.instances.commits import Insert, StepCommits
 from runtime.instances.feed import Feed
-from runtime.instances.lanes import Lanes
+from runtime.instances.lanes import Lanes, in_lane
 from runtime.instances.leases import LeaseKeeper
-from runtime.instances.locks import InstanceLocks
+from runtime.instances.mailbox import Mailboxes, Work
 from runtime.instances.runner import Runner
 from runtime.instances.threads import Threads
 from runtime.instances.timers import TimerTable
+from runtime.instances.upgrades import Upgrades
 from runtime.instances.versions import Versions
 from runtime.logs import LogOrigin, StepLogs
-from runtime.results import InstanceState, StepResult
+from runtime.results import CommitHook, Delivery, InstanceState, StepResult
 from runtime.scheduler import RetryPolicy, Scheduler
 from runtime.store import Database
 from runtime.store import instances as instance_rows
@@ -77,6 +81,7 @@ class InstancesConfig:
     timer_attempts: int = 5
     timer_retry_s: float = 30.0
     timer_concurrency: int = 32
+    max_batch: int = 32             # events for one instance run together at most
 
 
 class Instances:
@@ -86,7 +91,7 @@ class Instances:
         self.logs = logs or StepLogs(None, clock)
         self._db = db
         self._runtime = runtime
-        self._locks = InstanceLocks()
+        self._mail = Mailboxes(max_batch=config.max_batch)
         self._lanes = Lanes(config.step_lanes or os.cpu_count() or 1, LANE_HOLD_S)
         self._steps = Threads(config.step_threads, "step")
         # Short database work (reads, the scheduler's claims) has threads of its own: machines
@@ -95,6 +100,7 @@ class Instances:
         self._leases = LeaseKeeper(db, clock, ttl_s=config.lease_ttl_s,
                                    wait_s=config.lease_wait_s)
         self._versions = Versions(db, runtime, size=config.cached_versions)
+        self._upgrades = Upgrades(db, runtime, self._versions, cached=config.cached_versions)
         self.feed = Feed()
         table = TimerTable(db, self._db_threads, owner=self._leases.owner,
                            claim_ms=int(config.timer_claim_s * 1000))
@@ -123,6 +129,7 @@ class Instances:
             self._timers.cancel()
             await asyncio.gather(self._timers, return_exceptions=True)
             await self.scheduler.aclose()
+        await self._mail.aclose()
         self._leases.close()
         self._steps.close()
         self._db_threads.close()
@@ -134,9 +141,11 @@ class Instances:
                      auth_context: dict[str, Any]) -> InstanceState:
         """Create and start an instance of `version_id` (default: the machine's current
         version), authorized by its `allowWrite` (`initialization`); its settled state."""
-        async with self._locks.hold((org_id, machine, instance)):
-            return await self._on_step_thread(functools.partial(
-                self._create, org_id, machine, instance, context, version_id, auth_context))
+        create = functools.partial(self._create, org_id, machine, instance, context, version_id,
+                                   auth_context)
+        work = Work(self._run_alone, payload=create)
+        state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        return state
 
     def _create(self, org_id: uuid.UUID, machine: str, instance: str,
                 context: dict[str, Any] | None, version_id: uuid.UUID | None,
@@ -145,23 +154,26 @@ class Instances:
         version = self._versions.get(row.version_id)
 
         def body(commits: StepCommits) -> StepResult:
-            return self.logs.step(LogOrigin(org_id, machine, instance, row.version_id),
-                                  functools.partial(
+            origin = LogOrigin(org_id, machine, instance, row.version_id)
+            return self.logs.step(origin, functools.partial(
                 self._runtime.create, version, instance_name=instance, context=context,
-                auth_context=auth_context, on_commit=commits))
+                auth_context=auth_context, on_commit=commits,
+                instance_key=str(commits.instance_id),
+            ))  # fmt: skip
 
         return self._runner.create(row, body)
 
     async def send(self, org_id: uuid.UUID, machine: str, instance: str,
                    event: dict[str, Any], *, auth_context: dict[str, Any]) -> InstanceState:
         """Deliver one event, authorized by the instance's `allowWrite`, and settle; the
-        resulting state."""
+        resulting state. Events that queue for one instance meanwhile run together
+        (`mailbox.py`), each still its own transition, failing alone."""
         self._check_event_size(event)
         target = Target.named(org_id, machine, instance)
-        body = functools.partial(self._send_body, org_id, machine, event, auth_context, False)
-        async with self._locks.hold((org_id, machine, instance)):
-            return await self._on_step_thread(
-                functools.partial(self._runner.existing, target, body))
+        delivery = Delivery(event, auth_context)
+        work = Work(self._run_events, batchable=True, payload=(target, delivery, (org_id, machine)))
+        state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        return state
 
     async def deliver_timer(self, timer: Claimed) -> None:
         """Deliver a due durable timer through the path of a client event, as the machine's
@@ -169,26 +181,84 @@ class Instances:
         meanwhile is dropped quietly; anything else raises for the scheduler to retry
         (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
-        target = Target.with_id(timer.instance_id)
-        body = functools.partial(self._send_body, timer.org_id, timer.machine, timer.event, {},
-                                 True)
-        run = functools.partial(self._runner.existing, target, body, timer=timer)
-        async with self._locks.hold((timer.org_id, timer.machine, timer.instance)):
-            try:
-                await self._on_step_thread(run)
-            except TimerSupersededError:
-                return
+        body = functools.partial(self._events_body, (timer.org_id, timer.machine),
+                                 [Delivery(timer.event, {}, trusted=True)])
+        run = functools.partial(self._runner.existing, Target.with_id(timer.instance_id), body,
+                                timer=timer)
+        try:
+            await self._mail.submit((timer.org_id, timer.machine, timer.instance),
+                                    Work(self._run_alone, payload=run))
+        except TimerSupersededError:
+            return
 
-    def _send_body(self, org_id: uuid.UUID, machine: str, event: dict[str, Any],
-                   auth_context: dict[str, Any], trusted: bool, current: Current,
-                   commits: StepCommits) -> StepResult:
+    async def _run_alone(self, batch: list[Work]) -> list[Work]:
+        (work,) = batch
+        try:
+            work.future.set_result(await self._on_step_thread(work.payload))
+        except Exception as exc:
+            work.future.set_exception(exc)
+        return []
+
+    async def _run_events(self, batch: list[Work]) -> list[Work]:
+        target, _delivery, names = batch[0].payload
+        deliveries = [work.payload[1] for work in batch]
+        run = functools.partial(
+            self._runner.existing, target,
+            functools.partial(self._events_body, names, deliveries),
+            answer=functools.partial(batches.answers, deliveries))
+        try:
+            results = await self._on_step_thread(run)
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return []
+            # A failure before the batch committed anything (the first event refused, a VM
+            # trap): each event runs alone, so that only the one at fault fails.
+            for work in batch:
+                await self._run_events([work])
+            return []
+        unrun = []
+        for work, answer in zip(batch, results, strict=True):
+            if answer is None:
+                unrun.append(work)
+            elif isinstance(answer, Exception):
+                work.future.set_exception(answer)
+            else:
+                work.future.set_result(answer)
+        return unrun
+
+    def _events_body(self, names: tuple[uuid.UUID, str], deliveries: list[Delivery],
+                     current: Current, commits: StepCommits) -> StepResult:
+        org_id, machine = names
         origin = LogOrigin(org_id, machine, current.slug, current.version_id)
+        if self._upgrades.pending(current):  # a desired version: upgrade first (upgrades.py)
+            assert current.desired_version_id is not None
+            upgraded = dataclasses.replace(origin, version_id=current.desired_version_id)
+            return self.logs.step(upgraded, functools.partial(
+                self._upgrade_then_send, deliveries[0], current, commits), failed_origin=origin)
+        # A batch whose first event fails runs again event by event (`_run_events`): those
+        # runs keep the lines.
         return self.logs.step(origin, functools.partial(
-            self._runtime.send, self._versions.get(current.version_id),
-            instance_name=current.slug, state_json=current.state_json, event=event,
-            auth_context=auth_context, on_commit=commits, cut_off=list(current.cut_off),
-            trusted=trusted,
-        ))  # fmt: skip
+            self._runtime.send_batch, self._versions.get(current.version_id),
+            instance_name=current.slug, state_json=current.state_json, deliveries=deliveries,
+            on_commit=commits, cut_off=list(current.cut_off), instance_key=str(current.id),
+            seq=current.seq,
+        ), keep_failure=len(deliveries) == 1)  # fmt: skip
+
+    def _upgrade_then_send(self, delivery: Delivery, current: Current,
+                           commits: StepCommits) -> StepResult:
+        """The upgrade, then `delivery` alone on the new version: events queued behind it run
+        in the next step (`batches.answers` leaves them unanswered). Its lines, the
+        migrations' included, are the new version's; if it fails, the old one's."""
+        def on_new_version(version: LoadedVersion, state_json: str,
+                           hook: CommitHook) -> StepResult:
+            return self._runtime.send(
+                version, instance_name=current.slug, state_json=state_json,
+                event=delivery.event, auth_context=delivery.auth_context, on_commit=hook,
+                trusted=delivery.trusted)
+
+        return self._upgrades.send(current, commits, delivery.event, trusted=delivery.trusted,
+                                   run=on_new_version)
 
     async def read(self, org_id: uuid.UUID, machine: str, instance: str, *,
                    auth_context: dict[str, Any]) -> InstanceState:
@@ -232,6 +302,13 @@ class Instances:
         await self._db_threads.run(functools.partial(
             self._set_status, org_id, machine, instance, status))
 
+    async def set_desired_version(self, org_id: uuid.UUID, machine: str, instance: str,
+                                  version_id: uuid.UUID) -> None:
+        """Upgrade the instance to `version_id` at its next event delivered while it is
+        settled (see upgrades.py); NoMigrationPathError if no migrations lead there."""
+        await self._db_threads.run(functools.partial(
+            self._upgrades.set_desired, org_id, machine, instance, version_id))
+
     async def delete(self, org_id: uuid.UUID, machine: str, instance: str) -> None:
         """Delete the instance with its transitions and timers. A step running meanwhile is
         not waited for: its next commit is refused."""
@@ -246,8 +323,8 @@ class Instances:
 
     async def _on_step_thread(self, fn: Callable[[], T]) -> T:
         self._leases.keep_renewing()
-        async with self._lanes.lane():
-            return await self._steps.run(fn)
+        async with self._lanes.lane() as give_back:
+            return await self._steps.run(functools.partial(in_lane, give_back, fn))
 
     def _check_event_size(self, event: dict[str, Any]) -> None:
         limit = self._runtime.limits.event_bytes

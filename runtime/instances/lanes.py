@@ -12,8 +12,13 @@ count.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
+_held = threading.local()   # the lane of the step running on this thread, if it holds one
 
 
 class Lanes:
@@ -22,19 +27,42 @@ class Lanes:
         self._hold_s = hold_s
 
     @asynccontextmanager
-    async def lane(self) -> AsyncIterator[None]:
+    async def lane(self) -> AsyncIterator[Callable[[], None]]:
+        """Hold a lane; yields a function that gives it back early from any thread."""
         await self._free.acquire()
+        loop = asyncio.get_running_loop()
         given_back = False
 
-        def give_back() -> None:
+        def give_back() -> None:   # on the loop only
             nonlocal given_back
             if not given_back:
                 given_back = True
                 self._free.release()
 
-        timer = asyncio.get_running_loop().call_later(self._hold_s, give_back)
+        def give_back_from_a_thread() -> None:
+            loop.call_soon_threadsafe(give_back)
+
+        timer = loop.call_later(self._hold_s, give_back)
         try:
-            yield
+            yield give_back_from_a_thread
         finally:
             timer.cancel()
             give_back()
+
+
+def in_lane(give_back: Callable[[], None], fn: Callable[[], T]) -> T:
+    """Run `fn` (on a step thread) holding the lane `give_back` returns early."""
+    _held.give_back = give_back
+    try:
+        return fn()
+    finally:
+        _held.give_back = None
+
+
+def leave_lane() -> None:
+    """Give back the lane of the step running on this thread, if it still holds one: it is
+    about to wait (for its commit to reach the disk), and another step may use the CPU."""
+    give_back = getattr(_held, "give_back", None)
+    if give_back is not None:
+        _held.give_back = None
+        give_back()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Callable
+from typing import TypeVar
 
 from runtime.clock import Clock
 from runtime.errors import ConflictError, InstanceChangedError
@@ -43,9 +44,16 @@ from runtime.store import instances as instance_rows
 from runtime.store.leases import Current, Lease, Target
 from runtime.store.timers import Claimed
 
+T = TypeVar("T")
 # The step itself: runs the machine with `commits` as its `on_commit` hook.
 NewBody = Callable[[StepCommits], StepResult]
 Body = Callable[[Current, StepCommits], StepResult]
+# What the caller is answered with, once the step ended.
+Answer = Callable[[StepResult, StepCommits], T]
+
+
+def final_state(_result: StepResult, commits: StepCommits) -> InstanceState:
+    return commits.state()
 
 
 class Runner:
@@ -66,8 +74,8 @@ class Runner:
             body(commits)
         return commits.state()
 
-    def existing(self, target: Target, body: Body, *,
-                 timer: Claimed | None = None) -> InstanceState:
+    def existing(self, target: Target, body: Body, *, timer: Claimed | None = None,
+                 answer: Answer[T] = final_state) -> T:  # type: ignore[assignment]
         """Run a step of the instance `target`; `timer` is the claimed timer it delivers (its
         row is consumed by the first commit). NotFoundError if there is no such instance,
         ConflictError if it is paused, TimerSupersededError if `timer` went stale."""
@@ -77,14 +85,14 @@ class Runner:
         if seen is not None and not seen.cut_off:
             unclaimed = Lease(seen.id, secrets.token_hex(16), claimed=False)
             try:
-                return self._attempt(unclaimed, seen, CompareAndSet(), body, timer)
+                return self._attempt(unclaimed, seen, CompareAndSet(), body, timer, answer)
             except InstanceChangedError:
                 pass  # another step committed since the peek: this time, hold the lease
         lease, current = self._keeper.acquire(target)
-        return self._attempt(lease, current, FENCED, body, timer)
+        return self._attempt(lease, current, FENCED, body, timer, answer)
 
     def _attempt(self, lease: Lease, current: Current, first: Strategy, body: Body,
-                 timer: Claimed | None) -> InstanceState:
+                 timer: Claimed | None, answer: Answer[T]) -> T:
         if current.status != instance_rows.RUNNING:
             raise ConflictError(f"instance {current.slug!r} is paused", code="invalid-state")
         if timer is not None:
@@ -96,11 +104,14 @@ class Runner:
             if timer is not None and result.ignored:  # nothing committed consumed it
                 self._consume(timer)
             self._save_cut_off(lease, result, current.cut_off)
-        return commits.state()
+        return answer(result, commits)
 
     def _commits(self, lease: Lease, first: Strategy, at: Position,
                  version_id: uuid.UUID) -> StepCommits:
         def committed(step: Macrostep, done: rows.Committed) -> None:
+            nonlocal version_id
+            if step.upgrade_to is not None:  # an upgrade's transition moved the instance
+                version_id = step.upgrade_to
             if self._feed.listening:
                 state = InstanceState(done.ts, done.view)
                 self._feed.publish(StateCommitted(

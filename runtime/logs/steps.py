@@ -27,8 +27,13 @@ class StepLogs:
         self._sink = sink
         self._clock = clock
 
-    def step(self, origin: LogOrigin, run: Callable[[], StepResult]) -> StepResult:
-        """`run()`, a create or a send; its lines kept whatever it ends with."""
+    def step(self, origin: LogOrigin, run: Callable[[], StepResult], *,
+             failed_origin: LogOrigin | None = None, keep_failure: bool = True) -> StepResult:
+        """`run()`, a create or a send (of one event or a batch); its lines kept whatever it
+        ends with, those of a failure as `failed_origin`'s (default: `origin`; an upgrade that
+        fails leaves the instance on the version it ran). Without `keep_failure` a step that
+        raises leaves no lines: the caller runs its events again (a batch whose first event
+        failed runs each alone)."""
         if self._sink is None:
             return run()
         try:
@@ -36,10 +41,16 @@ class StepLogs:
         except _RUN_AGAIN:
             raise
         except BackstateError as exc:
-            self._failed(self._sink, origin, exc)
+            if keep_failure:
+                self._failed(self._sink, failed_origin or origin, exc)
             raise
-        if result.logs:
-            self._sink(entries(origin, result.logs))
+        # An event of a batch that failed alone: its lines are among the step's, and it is
+        # said why it changed nothing, as for a step of one event.
+        failed = [self._failure_line(o.error) for o in result.outcomes
+                  if isinstance(o.error, MachineError)]
+        lines = [*result.logs, *failed]
+        if lines:
+            self._sink(entries(origin, lines))
         return result
 
     def read(self, origin: LogOrigin, run: Callable[[], R],
@@ -66,8 +77,10 @@ class StepLogs:
     def _failed(self, sink: Sink, origin: LogOrigin, exc: BackstateError) -> None:
         lines = list(exc.logs)
         if isinstance(exc, MachineError):  # the machine failed, not a caller or an authorizer
-            lines.append(LogLine(self._clock.now_ms(), "stderr",
-                                 f"{RUNTIME_PREFIX}the step failed and changed nothing: "
-                                 f"{exc.message}"))
+            lines.append(self._failure_line(exc))
         if lines:
             sink(entries(origin, lines))
+
+    def _failure_line(self, exc: MachineError) -> LogLine:
+        return LogLine(self._clock.now_ms(), "stderr",
+                       f"{RUNTIME_PREFIX}the step failed and changed nothing: {exc.message}")

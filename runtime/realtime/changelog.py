@@ -1,7 +1,7 @@
 """Keeping the change log short: it only bridges the moment between a commit and the other
 processes' reading of it (milliseconds), so a state is dropped once it is `retention_s` old.
 
-The log itself is written by triggers on `instances` (migration 0005); `check_logged` makes
+The log itself is written by triggers on `instances` (migration 0008); `check_logged` makes
 sure they are there when the server starts. Every `retention_s`, each process notes the newest
 id and drops the rows below the id it noted the round before, a few thousand per transaction (a
 long delete would hold SQLite's one writer up). The row noted is never dropped, so the log is
@@ -23,14 +23,14 @@ BATCH = 5000
 
 def check_logged(db: Database) -> None:
     """Refuse to serve real time silently broken: the triggers that log each state must be
-    there (see migration 0005)."""
+    there (see migration 0008)."""
     with db.read() as session:
         missing = change_rows.missing_triggers(session)
     if missing:
         raise RuntimeError(
             f"the change log's triggers on `instances` are missing ({', '.join(missing)}): a "
             "migration that rebuilt the table dropped them; it must create them again "
-            "(runtime/store/migrations/versions/0005_realtime.py)")
+            "(runtime/store/migrations/versions/0008_realtime.py)")
 
 
 class ChangeLogPruner:

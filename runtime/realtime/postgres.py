@@ -1,6 +1,6 @@
 """Other processes' commits on PostgreSQL: `LISTEN` for the change log's notifications.
 
-A trigger on `state_changes` (migration 0005) notifies `id instance seq` in the committing
+A trigger on `state_changes` (migration 0008) notifies `id instance seq` in the committing
 transaction, so notifications arrive in commit order, only for commits, whichever process or
 node made them; the payload stays tiny whatever the state's size (NOTIFY payloads are limited
 to 8000 bytes), and the state itself is read from the log by id. A thread per process with
@@ -32,7 +32,7 @@ RECONNECT_S = 1.0
 
 
 def channel_for(schema: str) -> str:
-    """The trigger's channel for the log in `schema` (see migration 0005)."""
+    """The trigger's channel for the log in `schema` (see migration 0008)."""
     return "backstate_" + hashlib.md5(schema.encode()).hexdigest()[:16]
 
 
@@ -65,7 +65,7 @@ class PostgresListener:
         found = connection.execute(
             "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.oid = 'state_changes'::regclass").fetchone()
-        assert found is not None, "the change log is created by migration 0005"
+        assert found is not None, "the change log is created by migration 0008"
         connection.execute(f'LISTEN "{channel_for(found[0])}"')
         return connection
 

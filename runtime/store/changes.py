@@ -1,7 +1,7 @@
 """The change log: every state written to an instance row, kept a short while for other
 processes' realtime subscribers (`runtime/realtime/`).
 
-Triggers on `instances` write it (migration 0005), in the transaction that writes the state, so
+Triggers on `instances` write it (migration 0008), in the transaction that writes the state, so
 a state is in the log exactly when it is committed, whoever wrote it, and a commit pays no
 statement of its own for it. Readers run on connections of their own (the realtime sources'
 threads) and pass their DBAPI cursor: `after` tails the log by id (SQLite, where ids grow in
@@ -32,8 +32,8 @@ from runtime.store.prepared import Prepared, RawTransaction
 
 _log = table(StateChange)
 _c = _log.c
-# Created by migration 0005, named here to check they are there.
-TRIGGERS = ("instances_log_insert", "instances_log_update")
+# Created by migration 0008, named here to check they are there.
+TRIGGERS = ("instances_log_insert", "instances_log_update", "instances_log_version")
 _COLUMNS = (_c.id, _c.instance_id, _c.seq, _c.ts, _c.version_id, _c.view, _c.state_json)
 
 _MAX_ID = Prepared(select(func.max(_c.id)), returns=[_c.id])

@@ -39,6 +39,7 @@ from runtime.store.instances import RUNNING
 from runtime.store.leases import CLAIMABLE, TAKEN, Lease
 from runtime.store.models import Instance, Timer, Transition, table
 from runtime.store.prepared import Prepared, RawTransaction
+from runtime.store.upgrades import switch_version
 
 _instances = table(Instance)
 _i = _instances.c
@@ -274,6 +275,8 @@ def _record(
 ) -> None:
     transition = {"instance_id": instance_id, "seq": seq, "event": step.event}
     tx.execute(_RECORD, {**transition, "state": step.view.value, "created_at": now})
+    if step.upgrade_to is not None:  # an upgrade's transition: the version switch goes with it
+        switch_version(tx, instance_id, step.upgrade_to)
     if step.clear_timers:  # the machine reached its final state: XState drops its timers
         tx.execute(_CLEAR_TIMERS, {"instance_id": instance_id})
     for send_id in step.cancels:

@@ -7,6 +7,7 @@ SQLite's pragmas and writer queueing live in `sqlite.py`. Read-only transactions
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -52,6 +53,9 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.start()
         self._raw_pool = RawPool(self.engine, pool_size)
+        # Bookkeeping that a crash may lose without harm (the leases: a lost one only looks
+        # free or expired sooner, and every commit is fenced anyway) need not wait for a sync.
+        self._unsynced_pool = RawPool(self.engine, pool_size, prepare=_unsynced)
         self._reader = self.engine.execution_options(**{READ_ONLY: True})
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
@@ -74,14 +78,17 @@ class Database:
             yield session
 
     @contextmanager
-    def raw(self, *, autocommit: bool = False) -> Iterator[RawTransaction]:
+    def raw(self, *, autocommit: bool = False, synced: bool = True) -> Iterator[RawTransaction]:
         """A write transaction for `Prepared` statements on the DBAPI connection: the hot
         path's few statements without SQLAlchemy's per-execution cost (see `prepared.py`).
-        `autocommit`: each statement commits alone (for single-statement writes)."""
+        `autocommit`: each statement commits alone (for single-statement writes). `synced`
+        off: the commit does not wait for the disk even on a durable database (for writes a
+        power loss may undo harmlessly); a later synced commit syncs it too."""
         begin = "BEGIN IMMEDIATE" if self._gate is not None else None
+        pool = self._raw_pool if synced or not self.durable else self._unsynced_pool
         with (
             self._writing(),
-            raw_transaction(self._raw_pool, begin=begin, autocommit=autocommit) as transaction,
+            raw_transaction(pool, begin=begin, autocommit=autocommit) as transaction,
         ):
             yield transaction
 
@@ -103,14 +110,14 @@ class Database:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
-            # "heads": branches merged from parallel work each bring their own head.
-            command.upgrade(config, "heads")
+            command.upgrade(config, "head")
             conn.commit()
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._raw_pool.close()
+        self._unsynced_pool.close()
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
@@ -131,6 +138,18 @@ def _create_engine(
     if not durable:
         event.listen(engine, "connect", _relaxed_postgres)
     return engine
+
+
+def _unsynced(dbapi_conn: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        else:
+            cursor.execute("SET synchronous_commit TO off")
+            dbapi_conn.commit()
+    finally:
+        cursor.close()
 
 
 def _relaxed_postgres(dbapi_conn: Any, _record: Any) -> None:

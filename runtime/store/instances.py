@@ -6,6 +6,8 @@ A step's own writes (its macrosteps' states, transitions and timer changes) are 
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -70,3 +72,9 @@ def transitions_page(
     if len(rows) <= limit:
         return rows, None
     return rows[:limit], rows[limit - 1].seq
+
+
+def pending_timers(session: Session, instance_id: uuid.UUID) -> list[Timer]:
+    """The instance's pending durable timers, due first."""
+    query = select(Timer).where(Timer.instance_id == instance_id).order_by(Timer.due_at_ms)
+    return list(session.scalars(query))

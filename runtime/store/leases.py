@@ -79,6 +79,7 @@ _READ = (
     _c.ts,
     _c.view,
     _c.cut_off,
+    _c.desired_version_id,
 )
 _TAKE = {
     by: Prepared(
@@ -149,6 +150,8 @@ class Current:
     ts: int
     view: dict[str, Any]
     cut_off: list[str]
+    # An upgrade pending (runtime/instances/upgrades.py): the version to move to first.
+    desired_version_id: uuid.UUID | None = None
 
 
 def take(

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -47,11 +49,17 @@ class Meta(Base):
 
 
 class Org(Base):
+    """An organization. `allow_anonymous` switches its built-in anonymous token provider;
+    `anonymous_key_id` is the key that service signs with, made on first use (no FK: a key
+    deleted through `/keys` is simply made again)."""
+
     __tablename__ = "orgs"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     name: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    allow_anonymous: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    anonymous_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
 
 class Key(Base):
@@ -67,6 +75,58 @@ class Key(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_keys_org", "org_id", "created_at"),)
+
+
+class OrgAdminKey(Base):
+    """A key that may act in an org other than its own: the key that created the org through
+    `POST /orgs`, as a State Backed user who creates an org becomes its admin."""
+
+    __tablename__ = "org_admin_keys"
+
+    org_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_org_admin_keys_key", "key_id"),)
+
+
+class IdentityProvider(Base):
+    """Whose tokens an org trusts for token exchange, keyed by (aud, iss); "" means not
+    configured (never both). `key` is the sealed HS* shared key (base64url text)."""
+
+    __tablename__ = "identity_providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    aud: Mapped[str] = mapped_column(String(1024))
+    iss: Mapped[str] = mapped_column(String(1024))
+    algs: Mapped[list[str]] = mapped_column(JSON)
+    key: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    jwks_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("org_id", "aud", "iss", name="uq_identity_providers_org"),)
+
+
+class TokenProvider(Base):
+    """A service name that mints backstate tokens: its mapping and the key that signs them.
+    `key_id` has no FK: a provider whose key was deleted refuses to mint, and says why."""
+
+    __tablename__ = "token_providers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
+    service: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("org_id", "service", name="uq_token_providers_org"),)
 
 
 class Machine(Base):
@@ -94,8 +154,36 @@ class MachineVersion(Base):
     client_info: Mapped[str] = mapped_column(Text, default="")
     bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The machine's structure for the dashboard's chart (`runtime/definitions.py`), extracted
+    # when the version is finalized; NULL for versions finalized before it existed. Deferred:
+    # only the definition endpoint reads it.
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True, deferred=True)
 
     __table_args__ = (Index("ix_machine_versions_machine", "machine_id", "created_at"),)
+
+
+class VersionMigration(Base):
+    """A migration bundle between two versions of one machine (`upgradeState`,
+    `upgradeContext`). `provisional` until finalized; `bundle` is gzipped JS, set by the upload.
+    The final ones are the edges of the machine's migration graph (runtime/migrations.py)."""
+
+    __tablename__ = "version_migrations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    machine_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("machines.id", ondelete="CASCADE"))
+    from_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("machine_versions.id", ondelete="CASCADE")
+    )
+    to_version_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("machine_versions.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    bundle: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_version_migrations_machine", "machine_id", "status", "created_at"),
+    )
 
 
 class Instance(Base):
@@ -125,10 +213,18 @@ class Instance(Base):
     lease_waiter: Mapped[str | None] = mapped_column(String(128), nullable=True)
     lease_waiter_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The version an upgrade is pending to (`PUT .../v`), applied at the instance's next event
+    # delivered while it is settled (runtime/instances/upgrades.py); NULL when none is. No FK,
+    # as `machines.current_version_id`: versions go only with their machine, which goes only
+    # once it has no instances (and adding one would rebuild this table on SQLite).
+    desired_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
 
     __table_args__ = (
         UniqueConstraint("machine_id", "slug", name="uq_instances_machine_slug"),
         Index("ix_instances_machine_created", "machine_id", "created_at"),
+        # Which instances run which version, and which have an upgrade pending (the dashboard).
+        Index("ix_instances_machine_version", "machine_id", "version_id"),
+        Index("ix_instances_machine_desired", "machine_id", "desired_version_id"),
     )
 
 
@@ -174,7 +270,7 @@ _ROW_ID = BigInteger().with_variant(Integer, "sqlite")
 class StateChange(Base):
     """A committed state, kept a short while for realtime subscribers in other processes
     (`runtime/realtime/`): the instance row only holds the latest state, and a subscriber must
-    see every one. Written by triggers on `instances` (migration 0005) in the transaction that
+    see every one. Written by triggers on `instances` (migration 0008) in the transaction that
     writes the state.
 
     `id` grows in commit order on SQLite (writers are serialized), which lets a process tail the

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -26,10 +27,14 @@ PING_AFTER_S = 5.0
 
 
 class RawPool:
-    def __init__(self, engine: Engine, size: int):
+    """`prepare`: run on each new connection (after the engine's own set-up)."""
+
+    def __init__(self, engine: Engine, size: int, *,
+                 prepare: Callable[[Any], None] | None = None):
         self.dialect: Dialect = engine.dialect
         self._engine = engine
         self._size = size
+        self._prepare = prepare
         self._idle: list[tuple[Any, float]] = []   # (DBAPI connection, when it was given back)
         self._lock = threading.Lock()
 
@@ -45,7 +50,10 @@ class RawPool:
             self.discard(connection)
         fairy = self._engine.raw_connection()
         fairy.detach()
-        return fairy.dbapi_connection
+        connection = fairy.dbapi_connection
+        if self._prepare is not None:
+            self._prepare(connection)
+        return connection
 
     def give(self, connection: Any) -> None:
         """Return a connection with no transaction open."""

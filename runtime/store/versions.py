@@ -69,3 +69,13 @@ def bundle_of(session: Session, version_id: uuid.UUID) -> bytes:
     if bundle is None:
         raise NotFoundError("machine version has no code", parameter="machineVersionId")
     return bundle
+
+
+def machine_of(session: Session, version_id: uuid.UUID) -> uuid.UUID:
+    """The id of the machine `version_id` belongs to."""
+    machine_id = session.scalar(
+        select(MachineVersion.machine_id).where(MachineVersion.id == version_id)
+    )
+    if machine_id is None:
+        raise NotFoundError("machine version not found", parameter="machineVersionId")
+    return machine_id

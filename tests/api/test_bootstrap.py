@@ -75,3 +75,16 @@ def test_concurrent_creates_of_one_instance_make_exactly_one(server: Server, api
     assert statuses == [200] + [409] * 5
     events = api.ok("GET", "/machines/toggler/i/t/events")["transitions"]
     assert [t["event"]["type"] for t in events] == ["xstate.init"]
+
+
+def test_the_migrations_create_what_the_models_declare(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from runtime.store.models import Base
+
+    db = open_database(Settings(database_url=database_url))
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    db.dispose()

@@ -88,6 +88,7 @@ def start(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     # Short leases and timer claims: what the dead process held is free again within seconds.
     env = {**os.environ, "PYTHONPATH": str(REPO), "BACKSTATE_FETCH_ALLOW_LOOPBACK": "true",
+           "BACKSTATE_WORKERS": "1",
            "BACKSTATE_TIMER_POLL_S": "0.1", "BACKSTATE_SECRET": "crash-test-secret",
            "BACKSTATE_LEASE_TTL_S": "3", "BACKSTATE_TIMER_CLAIM_S": "2"}
     process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),

@@ -6,7 +6,7 @@ import httpx
 
 from tests.conftest import Server
 from tests.support.bundles import COUNTER
-from tests.support.client import Api, assert_error
+from tests.support.client import Api, assert_error, upload
 
 
 def test_malformed_json_and_wrong_types(api: Api) -> None:
@@ -97,3 +97,22 @@ def test_upload_endpoint_sends_cors_headers(api: Api) -> None:
 
 def test_health(server: Server) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"ok": True}
+
+
+def test_nul_in_names_is_400_on_every_database(api: Api) -> None:
+    # PostgreSQL's text cannot hold NUL: this was a 500 there (found by tests/api/test_openapi.py)
+    for path, body, parameter in [
+        ("/keys", {"name": "a\u0000b", "use": "production"}, "name"),
+        ("/orgs", {"name": "a\u0000b"}, "name"),
+    ]:
+        error = assert_error(api.request("POST", path, body), 400, "invalid-parameter")
+        assert error["parameter"] == parameter
+        assert "NUL" in error["error"]
+    api.ok("POST", "/machines", {"slug": "m"})
+    made = api.ok("POST", "/machines/m/v")
+    assert upload(made, COUNTER.encode(), gzipped=False).status_code == 204
+    finalize = {"clientInfo": "v\u00001", "makeCurrent": True}
+    bad = api.request("PUT", f"/machines/m/v/{made['machineVersionId']}", finalize)
+    assert assert_error(bad, 400, "invalid-parameter")["parameter"] == "clientInfo"
+    assert len(api.ok("GET", "/keys")["keys"]) == 1, "the refused key was not made"
+    assert api.ok("GET", "/machines/m")["machine"].get("currentVersion") is None

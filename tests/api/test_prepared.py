@@ -21,7 +21,8 @@ ORGS = table(Org)
 TRANSITIONS = table(Transition)
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 
-ADD_ORG = Prepared(insert(ORGS))
+# the columns given (the others have server defaults or may be NULL)
+ADD_ORG = Prepared(insert(ORGS), column_keys=["id", "name", "created_at"])
 RENAME = Prepared(
     update(ORGS)
     .where(ORGS.c.id == bindparam("org_id"))

@@ -106,9 +106,12 @@ def eventually(check: Callable[[], bool], timeout: float = 15.0,
         time.sleep(0.02)
 
 
-def settle() -> None:
-    """Give the scheduler a few of its (real, 20 ms) polls to act on a clock change."""
-    time.sleep(0.3)
+def settle(server: Server) -> None:
+    """Wait until the scheduler has looked for due timers twice since now (and delivered what
+    it found): a clock change made before this call has been acted on."""
+    scheduler = server.services.core.scheduler
+    looks = scheduler.looks
+    eventually(lambda: scheduler.looks >= looks + 2 and not scheduler._tasks)
 
 
 def state(api: Api, machine: str, slug: str = "i1") -> Any:
@@ -126,7 +129,7 @@ def test_after_fires_when_due_and_not_before(timed: Server, clock: FakeClock):
         api.create_instance("timer", "i1")
         api.ok("POST", "/machines/timer/i/i1/events", {"event": "start"})
         clock.advance(59.9)
-        settle()
+        settle(timed)
         assert state(api, "timer")["state"] == "waiting"
         clock.advance(0.1)
         eventually(lambda: state(api, "timer")["state"] == "rang")
@@ -145,7 +148,7 @@ def test_leaving_the_state_cancels_the_timer(timed: Server, clock: FakeClock):
         api.ok("POST", "/machines/timer/i/i1/events", {"event": "stop"})
         assert timers(timed) == []
         clock.advance(120)
-        settle()
+        settle(timed)
         assert state(api, "timer")["state"] == "idle"
 
 
@@ -170,7 +173,7 @@ def test_a_restarted_server_fires_after_the_remaining_time_not_the_full_delay(
     clock.advance(45)                           # the server was down for 45 s
     with start_server() as second, second.client() as api:
         clock.advance(14.9)
-        settle()
+        settle(second)
         assert state(api, "timer")["state"] == "waiting"
         clock.advance(0.1)
         eventually(lambda: state(api, "timer")["state"] == "rang")

@@ -23,6 +23,7 @@ const orgId = env("ORG_ID");
 const adminKey = { stateBackedKeyId: env("ADMIN_KEY_ID"), stateBackedSecretKey: env("ADMIN_SECRET") };
 const prodKey = { stateBackedKeyId: env("PROD_KEY_ID"), stateBackedSecretKey: env("PROD_SECRET") };
 const source = readFileSync(new URL("./machine.js", import.meta.url), "utf8");
+const migrationSource = readFileSync(new URL("./migration.js", import.meta.url), "utf8");
 
 const sign = (key, act, expires = { in: "1h" }) => signToken(key, act, { expires });
 const client = async (key, act, expires, opts = {}) =>
@@ -217,6 +218,51 @@ await observe("instances.setStatus running", () =>
 );
 await observe("instances.sendEvent resumed", () =>
   alice.machineInstances.sendEvent(machine, "alice-1", { event: "inc" }),
+);
+
+// Migrations and desired versions: "pinned" (on v1) is upgraded to v2 by its next event; no
+// migration leads from v2 back to v1.
+await observe("instances.updateDesiredVersion without migration", () =>
+  admin.machineInstances.admin.updateDesiredVersion(machine, "alice-1", {
+    targetMachineVersionId: v1?.machineVersionId,
+  }),
+);
+const v2 = observations["machineVersions.create gzippedCode"].value;
+await observe("machineVersionMigrations.create", () =>
+  admin.machineVersionMigrations.create(machine, {
+    fromMachineVersionId: v1?.machineVersionId,
+    toMachineVersionId: v2?.machineVersionId,
+    gzippedCode: new Uint8Array(gzipSync(migrationSource)),
+  }),
+);
+await observe("instances.updateDesiredVersion", () =>
+  admin.machineInstances.admin.updateDesiredVersion(machine, "pinned", {
+    targetMachineVersionId: v2?.machineVersionId,
+  }),
+);
+await observe("instances.admin.get pinned upgrade pending", () =>
+  admin.machineInstances.admin.get(machine, "pinned"),
+);
+await observe("instances.sendEvent upgrades pinned", () =>
+  alice.machineInstances.sendEvent(machine, "pinned", { event: "start" }),
+);
+await observe("instances.admin.get pinned upgraded", () =>
+  admin.machineInstances.admin.get(machine, "pinned"),
+);
+await observe("instances.listTransitions pinned", () =>
+  allPages((opts) => admin.machineInstances.listTransitions(machine, "pinned", opts)),
+);
+await observe("machineVersionMigrations.create code", () =>
+  admin.machineVersionMigrations.create(machine, {
+    fromMachineVersionId: v2?.machineVersionId,
+    toMachineVersionId: v1?.machineVersionId,
+    code: migrationSource,
+  }),
+);
+await observe("instances.updateDesiredVersion back", () =>
+  admin.machineInstances.admin.updateDesiredVersion(machine, "alice-1", {
+    targetMachineVersionId: v1?.machineVersionId,
+  }),
 );
 
 // Deletion: a machine with instances cannot go; once they are gone it can.

@@ -95,21 +95,16 @@ def compat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CompatSe
 def smply_home(compat_server: CompatServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A HOME whose ~/.smply holds a session token signed with the admin key."""
     home = tmp_path_factory.mktemp("smply-home")
-    login = run(
-        [*BACKSTATE, "smply-login", "--api-url", compat_server.url,
-         "--key-id", compat_server.admin.key_id, "--secret", compat_server.admin.secret],
-        env={"HOME": str(home)},
-    )  # fmt: skip
-    assert login.returncode == 0, login.describe()
+    smply_login(home, compat_server.url, compat_server.admin)
     assert (home / ".smply" / "default-org").read_text() == compat_server.org_id
     return home
 
 
 @contextmanager
-def serve(database_url: str) -> Iterator[str]:
-    """One `backstate serve` process on the database; its URL."""
-    env = {"BACKSTATE_PAGE_SIZE": str(PAGE_SIZE)}
-    with run_server_processes(1, database_url, env=env) as urls:
+def serve(database_url: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """One `backstate serve` process on the database (with `env` added); its URL."""
+    full_env = {"BACKSTATE_PAGE_SIZE": str(PAGE_SIZE), **(env or {})}
+    with run_server_processes(1, database_url, env=full_env) as urls:
         yield urls[0]
 
 
@@ -139,6 +134,16 @@ def run(
         check=False,
     )
     return Run(command, done.returncode, done.stdout, done.stderr)
+
+
+def smply_login(home: Path, url: str, admin: Key) -> None:
+    """Point smply in `home` at the server at `url`, signed in with the admin key."""
+    login = run(
+        [*BACKSTATE, "smply-login", "--api-url", url,
+         "--key-id", admin.key_id, "--secret", admin.secret],
+        env={"HOME": str(home)},
+    )  # fmt: skip
+    assert login.returncode == 0, login.describe()
 
 
 def run_node(script: str, env: dict[str, str]) -> Run:

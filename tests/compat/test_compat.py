@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from api import ids
+from api.ids import Prefix
 from tests.compat.conftest import CompatServer, Run, run_node, run_smply
 
 pytestmark = [pytest.mark.compat, pytest.mark.slow]
@@ -87,6 +89,8 @@ CLIENT_RAISES: dict[str, tuple[str, str | None]] = {
     "instances.get deleted": ("NotFoundError", None),
     "machines.get deleted": ("NotFoundError", None),
     "machines.list with deleted key": ("UnauthorizedError", None),
+    "instances.updateDesiredVersion without migration": (
+        "NoMigrationPathError", "no-migration-path"),
 }  # fmt: skip
 
 CLIENT_RETURNS_NOTHING = [
@@ -99,6 +103,8 @@ CLIENT_RETURNS_NOTHING = [
     "instances.delete racer",
     "machines.delete",
     "keys.delete",
+    "instances.updateDesiredVersion",
+    "instances.updateDesiredVersion back",
 ]
 
 CLIENT_CHECKS: dict[str, Callable[[Seen], None]] = {}
@@ -314,6 +320,52 @@ def _(seen: Seen) -> None:
     assert seen.value() == seen.of("instances.sendEvent object")
 
 
+def _raw(prefix: Prefix, pretty: str) -> str:
+    """A pretty id as upgrade transitions show it: the raw UUID."""
+    decoded = ids.decode(prefix, pretty)
+    assert decoded is not None, f"{pretty!r} is not a {prefix}_ id"
+    return str(decoded)
+
+
+@client_check("machineVersionMigrations.create")
+@client_check("machineVersionMigrations.create code")
+def _(seen: Seen) -> None:
+    assert seen.value()["machineVersionMigrationId"].startswith("mig_")
+
+
+@client_check("instances.admin.get pinned upgrade pending")
+def _(seen: Seen) -> None:
+    admin = seen.value()
+    v1, v2 = _version_ids(seen)
+    assert admin["machineVersion"]["id"] == v1
+    assert admin["desiredMachineVersion"]["id"] == v2
+
+
+@client_check("instances.sendEvent upgrades pinned")
+def _(seen: Seen) -> None:
+    assert_state(seen.value(), {"running": "slow"}, 0, tags=["busy"], done=False)
+
+
+@client_check("instances.admin.get pinned upgraded")
+def _(seen: Seen) -> None:
+    admin = seen.value()
+    assert admin["machineVersion"]["id"] == _version_ids(seen)[1]
+    assert "desiredMachineVersion" not in admin
+    assert admin["context"]["migrated"] is True
+
+
+@client_check("instances.listTransitions pinned")
+def _(seen: Seen) -> None:
+    events = [t["event"] for t in _pages(seen, "transitions")]
+    v1, v2 = _version_ids(seen)
+    migration = seen.of("machineVersionMigrations.create")["machineVersionMigrationId"]
+    assert events[-2:] == [
+        {"type": "statebacked.upgrade", "migrationPath": [_raw("mig", migration)],
+         "fromMachineVersionId": _raw("ver", v1), "toMachineVersionId": _raw("ver", v2)},
+        {"type": "start"},
+    ]
+
+
 @client_check("orgs.list")
 def _(seen: Seen) -> None:
     orgs = seen.value()["orgs"]
@@ -392,12 +444,19 @@ OWNER = """'{"sub":"u1"}'"""
 
 @dataclass(frozen=True)
 class Step:
-    """One smply command line (as typed in a shell), its stdin and the check of its result."""
+    """One smply command line (as typed in a shell, or made from the earlier commands' output),
+    its stdin and the check of its result."""
 
     name: str
-    command: str
+    command: str | Callable[[Ran], str]
     stdin: str | None
     check: Callable[[Ran], None]
+
+    def line(self, runs: dict[str, Run]) -> str:
+        if isinstance(self.command, str):
+            return self.command
+        not_run_yet = Run([self.name], 0, "", "")
+        return self.command(Ran(self.name, {**runs, self.name: not_run_yet}))
 
 
 class Ran:
@@ -447,7 +506,7 @@ SMPLY_STEPS: dict[str, Step] = {}
 
 
 def smply_step(
-    name: str, command: str, stdin: str | None = None
+    name: str, command: str | Callable[[Ran], str], stdin: str | None = None
 ) -> Callable[[Callable[[Ran], None]], Callable[[Ran], None]]:
     def register(check: Callable[[Ran], None]) -> Callable[[Ran], None]:
         SMPLY_STEPS[name] = Step(name, command, stdin, check)
@@ -545,6 +604,70 @@ def _(ran: Ran) -> None:
     assert sent == [{"type": "start"}, {"type": "inc", "by": 5}], "oldest first, as sent"
 
 
+def _v1(ran: Ran) -> str:
+    version: str = ran.of("machines create --node")["currentVersion"]["machineVersionId"]
+    return version
+
+
+# i1 runs v2; a migration from v2 to v1 lets it move back (`-t` is smply's global
+# --access-token, so the migration's target is given as --to).
+@smply_step(
+    "instances set-desired-version without migration",
+    lambda ran: f"instances set-desired-version -m {M} -i {I} -v {_v1(ran)}",
+)
+def _(ran: Ran) -> None:
+    ran.failed_with("NoMigrationPathError", "no-migration-path")
+
+
+@smply_step(
+    "migrations create --node",
+    lambda ran: f"migrations create -m {M} --from {_v2(ran)} --to {_v1(ran)} --node migration.js",
+)
+def _(ran: Ran) -> None:
+    assert ran.json()["machineVersionMigrationId"].startswith("mig_")
+
+
+@smply_step(
+    "instances set-desired-version",
+    lambda ran: f"instances set-desired-version -m {M} -i {I} -v {_v1(ran)}",
+)
+def _(ran: Ran) -> None:
+    ran.succeeded_saying("Successfully set desired version")
+
+
+@smply_step("instances get upgrade pending", f"instances get -m {M} -i {I}")
+def _(ran: Ran) -> None:
+    admin = ran.json()
+    assert admin["machineVersion"]["id"] == _v2(ran)
+    assert admin["desiredMachineVersion"]["id"] == _v1(ran)
+
+
+@smply_step(
+    "instances send-event upgrades",
+    f"""instances send-event -m {M} -i {I} -e '{{"type":"inc","by":1}}' -a {OWNER}""",
+)
+def _(ran: Ran) -> None:
+    assert_state(ran.json(), {"running": "slow"}, 6, tags=["busy"], done=False)
+
+
+@smply_step("instances get upgraded", f"instances get -m {M} -i {I}")
+def _(ran: Ran) -> None:
+    admin = ran.json()
+    assert admin["machineVersion"]["id"] == _v1(ran) and "desiredMachineVersion" not in admin
+    assert admin["context"] == {"owner": "u1", "count": 6, "public": {"count": 6},
+                                "migrated": True}
+
+
+@smply_step("instances list-transitions upgraded", f"instances list-transitions -m {M} -i {I}")
+def _(ran: Ran) -> None:
+    events = [t["event"] for page in ran.pages() for t in page]
+    migration = ran.of("migrations create --node")["machineVersionMigrationId"]
+    upgrade = {"type": "statebacked.upgrade", "migrationPath": [_raw("mig", migration)],
+               "fromMachineVersionId": _raw("ver", _v2(ran)),
+               "toMachineVersionId": _raw("ver", _v1(ran))}
+    assert events[-2:] == [upgrade, {"type": "inc", "by": 1}]
+
+
 @smply_step("instances set-status paused", f"instances set-status -m {M} -i {I} -s paused", I)
 def _(ran: Ran) -> None:
     ran.succeeded_saying("Set instance status")
@@ -577,7 +700,7 @@ def smply_runs(compat_server: CompatServer, smply_home: Path) -> dict[str, Run]:
     for step in SMPLY_STEPS.values():
         stdin = None if step.stdin is None else step.stdin + "\n"
         runs[step.name] = run_smply(
-            smply_home, compat_server.url, *shlex.split(step.command), stdin=stdin
+            smply_home, compat_server.url, *shlex.split(step.line(runs)), stdin=stdin
         )
     return runs
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from runtime.engine import LoadedVersion, Runtime
+from runtime.engine import LoadedVersion, Runtime, RuntimeLimits
 from runtime.results import Macrostep, StepResult, Timer
 
 HERE = Path(__file__).parent
@@ -52,9 +53,11 @@ def expected_traces() -> dict[str, list[dict[str, Any]]]:
     return traces
 
 
-@pytest.fixture(scope="module")
-def runtime() -> Runtime:
-    return Runtime()
+@pytest.fixture(scope="module", params=["strict", "warm"])
+def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    rt = Runtime(RuntimeLimits(warm=request.param == "warm"))
+    yield rt
+    rt.close()
 
 
 # ---- replaying a script through backstate -------------------------------------------------
@@ -70,6 +73,8 @@ class Replay:
     state_json: str | None = None
     timers: dict[str, Timer] = field(default_factory=dict)
     cut_off: list[str] = field(default_factory=list)
+    seq: int = 0   # committed macrosteps: a warm VM keeps the instance live at this number
+    key: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     def step(self, step: dict[str, Any]) -> StepResult:
         if "create" in step:
@@ -79,6 +84,7 @@ class Replay:
                 context=step["create"].get("context"),
                 auth_context={},
                 on_commit=lambda _m: None,
+                instance_key=self.key,
             )
         elif "send" in step:
             result = self.deliver(step["send"], trusted=False)
@@ -89,6 +95,7 @@ class Replay:
             raise ValueError(f"unknown script step {step!r}")
         if not result.ignored:   # an event into a finished machine changes nothing
             self.state_json = result.final.state_json
+        self.seq += len(result.macrosteps)
         self.cut_off = result.cut_off
         for macrostep in result.macrosteps:
             self.update_timers(macrostep)
@@ -105,6 +112,8 @@ class Replay:
             on_commit=lambda _m: None,
             cut_off=self.cut_off,
             trusted=trusted,
+            instance_key=self.key,
+            seq=self.seq,
         )
 
     def update_timers(self, macrostep: Macrostep) -> None:
@@ -158,13 +167,17 @@ def comparable(name: str, value: Any) -> Any:
 
 
 def assert_same_step(
-    scenario: str, index: int, expected: dict[str, Any], actual: dict[str, Any]
+    scenario: str,
+    index: int,
+    expected: dict[str, Any],
+    actual: dict[str, Any],
+    fields: tuple[str, ...] = COMPARED_FIELDS,
 ) -> None:
     """Fail with every differing field of one step, naming the scenario, step and script line."""
     diffs = [
         f"  {name}:\n    xstate:    {json.dumps(expected[name])}\n"
         f"    backstate: {json.dumps(actual[name])}"
-        for name in COMPARED_FIELDS
+        for name in fields
         if comparable(name, expected[name]) != comparable(name, actual[name])
     ]
     if diffs:
@@ -180,6 +193,8 @@ def replay(
     session = Replay(runtime, runtime.compile(source))
     for expected in trace:
         yield observe(session.step(expected["step"]), session.timers)
+    if runtime.limits.warm:   # the steps after the first ran on the live interpreter
+        assert session.version.vms.warm_steps > 0
 
 
 # ---- the tests ------------------------------------------------------------------------------

@@ -44,6 +44,15 @@ def runtime() -> Iterator[Runtime]:
 
 
 @pytest.fixture(scope="session")
+def strict_runtime() -> Iterator[Runtime]:
+    """Every step in a VM reset to its version's snapshot (warm VMs off)."""
+    rt = Runtime(RuntimeLimits(window_s=5.0, warm=False),
+                 fetcher=Fetcher(EgressPolicy(allow_loopback=True)))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
 def tight_runtime() -> Iterator[Runtime]:
     """Small limits so hostile machines are stopped quickly."""
     limits = RuntimeLimits(memory_bytes=48 << 20, slice_s=0.5, window_s=1.5, load_s=0.5)

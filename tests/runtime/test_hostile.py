@@ -38,7 +38,7 @@ def step(rt: Runtime, source: str, event: str = "GO", auth: dict | None = None):
     commits: list = []
     try:
         return rt.send(version, instance_name="i", state_json=first.final.state_json, event=event,
-                       auth_context=auth or {}, on_commit=commits.append)
+                       auth_context=auth or {}, on_commit=commits.extend)
     except Exception:
         assert commits == [], "a failed step must commit nothing"
         raise
@@ -117,7 +117,7 @@ def run_service(rt: Runtime, service: str) -> tuple[list, object]:
                       on_commit=lambda m: None)
     commits: list = []
     res = rt.send(version, instance_name="i", state_json=first.final.state_json, event="GO",
-                  auth_context={}, on_commit=commits.append)
+                  auth_context={}, on_commit=commits.extend)
     return commits, res
 
 

@@ -45,7 +45,7 @@ def test_a_reset_vm_is_byte_identical_to_its_snapshot_after_deep_recursion(
     snapshot = version.snapshot
     drop = [run for run in snapshot.runs if run.kind == "drop"]
     assert drop and drop[0].start == 0 and drop[0].end >= 512 << 10
-    vm = version.acquire()
+    vm = runtime.engine.clone(snapshot, runtime.limits.memory_bytes)
     vm.set_deadline(5.0)
     # Recursion ~400 KiB deep into the stack (frames of 200 locals; wasmtime's own stack limit
     # stops plain recursion first), and garbage all over the heap.

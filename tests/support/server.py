@@ -51,17 +51,19 @@ def run_server(app: FastAPI) -> Iterator[str]:
 
 @contextmanager
 def run_server_processes(
-    count: int, database_url: str, *, env: dict[str, str] | None = None
+    count: int, database_url: str, *, env: dict[str, str] | None = None, repo: Path = REPO
 ) -> Iterator[list[str]]:
-    """`count` processes of `backstate serve` on one database, started together; their URLs."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    """`count` processes of `backstate serve` (of the checkout `repo`) on one database, started
+    together; their URLs."""
+    # One worker each unless asked: tests that want several processes start several servers.
+    full_env = {**os.environ, "PYTHONPATH": str(repo), "BACKSTATE_WORKERS": "1", **(env or {})}
     started: list[tuple[subprocess.Popen[bytes], str]] = []
     try:
         for _ in range(count):
             port = free_port()
             command = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
             command += ["--database-url", database_url, "--log-level", "warning"]
-            process = subprocess.Popen(command, cwd=REPO, env=full_env)
+            process = subprocess.Popen(command, cwd=repo, env=full_env)
             started.append((process, f"http://127.0.0.1:{port}"))
         for process, url in started:
             _wait_healthy(url, process)

@@ -8,8 +8,12 @@ transaction, at no extra round trip. SQLite drops a table's triggers with the ta
 batch migration of `instances` recreates it: such a migration must create these triggers again
 (the server checks they exist when it starts: runtime/realtime/changelog.py).
 
-Revision ID: 0005
-Revises: 0002
+An upgrade switches the instance's version after it wrote the upgraded state, in the same
+transaction (runtime/store/commits.py): a third trigger gives that state's log row the new
+version, so other processes authorize it with the version it belongs to.
+
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0002"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -45,7 +49,28 @@ BEGIN
   RETURN NULL;
 END $$
 """
-TRIGGERS = ("instances_log_insert", "instances_log_update")
+# The version switch of an upgrade (an UPDATE that leaves `seq` as it is): the state just
+# logged at that `seq` is the new version's. It was logged earlier in this transaction, so it
+# is among the newest rows: found walking the primary key down (the log has no other index).
+_SQLITE_SWITCH = """
+CREATE TRIGGER instances_log_version AFTER UPDATE OF version_id ON instances
+WHEN NEW.version_id <> OLD.version_id AND NEW.seq = OLD.seq
+BEGIN
+  UPDATE state_changes SET version_id = NEW.version_id WHERE id = (
+    SELECT id FROM state_changes WHERE instance_id = NEW.id AND seq = NEW.seq
+    ORDER BY id DESC LIMIT 1);
+END
+"""
+_POSTGRES_SWITCH = """
+CREATE FUNCTION backstate_log_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE state_changes SET version_id = NEW.version_id WHERE id = (
+    SELECT id FROM state_changes WHERE instance_id = NEW.id AND seq = NEW.seq
+    ORDER BY id DESC LIMIT 1);
+  RETURN NULL;
+END $$
+"""
+TRIGGERS = ("instances_log_insert", "instances_log_update", "instances_log_version")
 
 
 def upgrade() -> None:
@@ -69,10 +94,15 @@ def upgrade() -> None:
                    "FOR EACH ROW EXECUTE FUNCTION backstate_log_state()")
         op.execute("CREATE TRIGGER instances_log_update AFTER UPDATE OF seq ON instances "
                    "FOR EACH ROW WHEN (NEW.seq <> OLD.seq) EXECUTE FUNCTION backstate_log_state()")
+        op.execute(_POSTGRES_SWITCH)
+        op.execute("CREATE TRIGGER instances_log_version AFTER UPDATE OF version_id ON instances "
+                   "FOR EACH ROW WHEN (NEW.version_id <> OLD.version_id AND NEW.seq = OLD.seq) "
+                   "EXECUTE FUNCTION backstate_log_version()")
     else:
         op.execute(_SQLITE_LOG.format(name="instances_log_insert", event="INSERT", when=""))
         op.execute(_SQLITE_LOG.format(name="instances_log_update", event="UPDATE OF seq",
                                       when="WHEN NEW.seq <> OLD.seq"))
+        op.execute(_SQLITE_SWITCH)
 
 
 def downgrade() -> None:
@@ -81,4 +111,5 @@ def downgrade() -> None:
             " ON instances" if op.get_bind().dialect.name == "postgresql" else ""))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION backstate_log_state()")
+        op.execute("DROP FUNCTION backstate_log_version()")
     op.drop_table("state_changes")

@@ -1,7 +1,7 @@
 """Machine logs: console output of machines and the runtime's own lines, for `GET /logs`.
 
-Revision ID: 0006
-Revises: 0002
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0002"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -102,7 +102,6 @@ def test_watch_ends_at_to() -> None:
     assert Script([]).run(watch(to=FROM), 1) == ["end"]
 
 
-@pytest.mark.xfail(strict=True, reason="server side: #15 (/logs)")
 def test_console_lines_come_back_through_retrieve_and_watch(client: Any) -> None:
     start = datetime.now(UTC) - timedelta(seconds=1)
     client.machines.create("player")

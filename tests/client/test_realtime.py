@@ -1,9 +1,4 @@
-"""Subscriptions over the real server's `/rt` (contract §4), both clients.
-
-The server does not serve `/rt` yet (issue #15): it refuses the upgrade, which the client
-reports to each subscription as an `UnauthorizedError`. These tests are written as they must
-pass once it does; strict, so the day they pass the marks must go.
-"""
+"""Subscriptions over the real server's `/rt` (contract §4), both clients."""
 
 from __future__ import annotations
 
@@ -17,8 +12,6 @@ from tests.client.conftest import MakeClient
 from tests.conftest import Server
 
 WAIT_S = 30
-
-pytestmark = pytest.mark.xfail(strict=True, reason="server side: #15 (/rt)")
 
 
 @pytest.fixture

@@ -431,3 +431,29 @@ class TokenExchanged(Wire):
 
 class AnonymousAccess(Wire):
     allowAnonymousAccess: StrictBool
+
+
+# `GET /logs` answers plain dicts (paged as `logs.retrieve` expects): these describe them.
+
+
+class LogEntry(Wire):
+    """Consecutive lines of one step on one stream at one millisecond."""
+
+    timestamp: str = Field(description="as JavaScript's `toISOString()`")
+    orgId: str
+    machineName: str
+    instanceName: str
+    machineVersionId: str | None = Field(
+        default=None, description="absent for a runtime line about an instance since deleted"
+    )
+    outputType: Literal["stdout", "stderr"]
+    log: str = Field(
+        description="the lines, joined by newlines; the server's own start with `[backstate]`"
+    )
+
+
+class LogsPage(Wire):
+    maxTimestamp: str = Field(
+        description="where the next page starts (`from`); `from` itself when nothing is new yet"
+    )
+    logs: list[LogEntry]

@@ -8,12 +8,16 @@ from fastapi import APIRouter, Depends, Query
 
 from api.auth import Principal
 from api.deps import ServicesDep, requires
+from api.openapi import errors
+from api.schemas import LogsPage
 from api.services.logs import LogQuery
 
 router = APIRouter(tags=["logs"])
 
 
-@router.get("/logs")
+# 400: a time that is not ISO 8601, a version that is no version id, a name that is no slug.
+# An unknown machine, instance or version is no error: nothing matches.
+@router.get("/logs", responses=errors(ok=LogsPage))
 def get_logs(
     services: ServicesDep,
     principal: Annotated[Principal, Depends(requires("logs.read"))],

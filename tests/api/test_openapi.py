@@ -59,6 +59,7 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert statuses[("POST", "/machines/{machineName}/bundle")] == {
         "200", "400", "403", "404", "413", "501",
     }  # fmt: skip
+    assert statuses[("GET", "/logs")] == {"200", "400", "403"}
     for responses in statuses.values():
         assert "422" not in responses
     assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
@@ -74,7 +75,10 @@ def test_the_document_lists_error_statuses_with_the_error_shape(server: Server) 
     assert chart["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/VersionDefinition"
     )
+    logs = document["paths"]["/logs"]["get"]["responses"]["200"]
+    assert logs["content"]["application/json"]["schema"]["$ref"].endswith("/LogsPage")
     assert not [path for path in document["paths"] if path.startswith(("/dashboard", "/healthz"))]
+    assert "/rt" not in document["paths"], "a WebSocket: not an HTTP operation"
 
 
 def _error_refs(responses: dict[str, Any]) -> set[str]:

@@ -173,6 +173,30 @@ def test_writing_an_instance_row_logs_its_state(db: Database) -> None:
     ]
 
 
+def test_a_version_switch_after_a_state_gives_that_state_the_new_version(db: Database) -> None:
+    """An upgrade writes its state, then switches the version in the same transaction
+    (runtime/store/commits.py): the state logged at that `seq` is the new version's."""
+    _org, instance, v1 = make_instance(db, seq=1)
+    with db.read() as session:
+        found = session.get(Instance, instance)
+        assert found is not None
+        machine_id = found.machine_id
+    v2 = uuid.uuid4()
+    with db.transaction() as s:
+        s.add(MachineVersion(id=v2, machine_id=machine_id, status="final", created_at=NOW))
+    with db.transaction() as s:
+        row = s.get(Instance, instance)
+        assert row is not None
+        row.seq, row.ts, row.view = 2, 1002, {"state": "upgraded"}
+        s.flush()
+        row.version_id = v2   # the switch: `seq` stays
+        s.flush()
+        row.seq, row.ts, row.view = 3, 1003, {"state": "after"}
+    with db.read() as session:
+        logged = change_rows.since(session, instance, 0)
+    assert [(r.seq, r.version_id) for r in logged] == [(1, v1), (2, v2), (3, v2)]
+
+
 def test_pruning_the_change_log_keeps_the_newest_row(db: Database) -> None:
     _org, instance, version = make_instance(db, seq=0)   # logs state 0
     log(db, instance, version, list(range(1, 8)))

@@ -231,19 +231,21 @@ class Instances:
                      current: Current, commits: StepCommits) -> StepResult:
         org_id, machine = names
         origin = LogOrigin(org_id, machine, current.slug, current.version_id)
+        # A batch that fails runs again event by event (`_run_events`): those runs keep the
+        # lines.
+        alone = len(deliveries) == 1
         if self._upgrades.pending(current):  # a desired version: upgrade first (upgrades.py)
             assert current.desired_version_id is not None
             upgraded = dataclasses.replace(origin, version_id=current.desired_version_id)
             return self.logs.step(upgraded, functools.partial(
-                self._upgrade_then_send, deliveries[0], current, commits), failed_origin=origin)
-        # A batch whose first event fails runs again event by event (`_run_events`): those
-        # runs keep the lines.
+                self._upgrade_then_send, deliveries[0], current, commits),
+                failed_origin=origin, keep_failure=alone)
         return self.logs.step(origin, functools.partial(
             self._runtime.send_batch, self._versions.get(current.version_id),
             instance_name=current.slug, state_json=current.state_json, deliveries=deliveries,
             on_commit=commits, cut_off=list(current.cut_off), instance_key=str(current.id),
             seq=current.seq,
-        ), keep_failure=len(deliveries) == 1)  # fmt: skip
+        ), keep_failure=alone)  # fmt: skip
 
     def _upgrade_then_send(self, delivery: Delivery, current: Current,
                            commits: StepCommits) -> StepResult:

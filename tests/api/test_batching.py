@@ -91,9 +91,11 @@ def test_queued_events_run_as_one_step_each_answered_with_its_own_state(
             api.create_instance("hot", "h")
             holding = pool.submit(send, "hold")
             eventually(lambda: arrived == ["/slow"])    # the instance is busy settling
-            sent = [pool.submit(send, e) for e in events]
             box = next(iter(core._mail._boxes.values()))
-            eventually(lambda: len(box) == len(events))  # all queued behind it
+            sent = []
+            for n, event in enumerate(events, 1):  # queued behind it one by one, in this order
+                sent.append(pool.submit(send, event))
+                eventually(lambda n=n: len(box) == n)
             writes = core._runner.committer.writes
             opened.set()
             assert holding.result(60).status_code == 200

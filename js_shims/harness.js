@@ -156,6 +156,44 @@ function doneMessage(state, r) {
     { kind: "send", machine: parent.machineName, instance: parent.instanceName, trusted: true });
 }
 
+// ---- ephemeral children of a bundle that inlined its own xstate ----------------------------
+//
+// spawn() inside assign asks its own copy of xstate which interpreter is running. A bundle built
+// with xstate inlined (smply 0.1.18) has a copy the runtime's interpreter is not: its spawn()
+// finds none and returns a "deferred" actor that nothing ever starts. The runtime adopts those
+// as the machine's actions or its next state see them: a deferred machine carries the machine
+// (its initial state's), which the running interpreter spawns under the same id, in place of
+// the deferred ref in the context. A deferred callback, promise or observable keeps nothing to
+// start: that fails loudly.
+
+function isDeferred(value) {
+  return !!value && typeof value === "object" && value.deferred === true && typeof value.id === "string";
+}
+
+function adoptDeferred(service, context) {
+  if (!context || typeof context !== "object") return;
+  for (const key of Object.keys(context)) {
+    const value = context[key];
+    if (!isDeferred(value)) continue;
+    let child = service.children.get(value.id);
+    if (!child) {
+      const machineOf = value.state && value.state.machine;
+      if (!machineOf) {
+        fail("not-supported", `spawn() of a callback, promise or observable ("${value.id}") is not supported ` +
+          "by this backstate server when the bundle inlines its own copy of xstate: spawn a machine, " +
+          "use spawnEphemeralInstance from @statebacked/machine, or build the bundle with xstate external");
+      }
+      child = service.spawnMachine(machineOf, { id: value.id });
+      // Its initial actions' sends wait in its outgoing queue: xstate sends them at once from
+      // the initial state, but recognizes that state by its own copy's init event.
+      for (let item = child._outgoingQueue.shift(); item; item = child._outgoingQueue.shift()) {
+        item[0].send(item[1]);
+      }
+    }
+    context[key] = child;
+  }
+}
+
 // ---- authorizers ---------------------------------------------------------------------------
 
 function authorize(fn, name, request) {
@@ -276,6 +314,7 @@ function startInterpreter(initial, isCreate, children) {
   };
   const sendTo = service.sendTo;
   service.sendTo = (event, to, immediate) => {
+    if (isDeferred(to) && service.children.has(to.id)) to = service.children.get(to.id);
     const target = persistentTarget(holder, to);
     if (!target) return sendTo(event, to, immediate);
     sendOutbox(holder, event.data, target, 0, undefined);
@@ -284,6 +323,7 @@ function startInterpreter(initial, isCreate, children) {
   // records the child to create (xstate itself would find no service and silently do nothing).
   const exec = service._exec;
   service._exec = (action, context, _event, actionMap) => {
+    adoptDeferred(service, context);
     const activity = action && action.type === "xstate.start" ? action.activity : undefined;
     if (!activity || activity.type !== "xstate.invoke" || !activity.src || activity.src.type !== PERSISTENT_INVOKE) {
       return exec(action, context, _event, actionMap);
@@ -305,6 +345,7 @@ function startInterpreter(initial, isCreate, children) {
   service.onTransition((state) => {
     const r = holder.r;
     if (r.stopping || (!r.started && !isCreate)) return;   // restoring is not a transition
+    adoptDeferred(service, state.context);
     r.macrosteps.push(record(state, r));
   });
   return holder;

@@ -228,3 +228,20 @@ def test_an_invoked_persistent_child_reports_done_to_its_parent(api: Api, served
                describe=lambda: admin(api, "invoker", "p1"))
     assert admin(api, "invoker", "p1")["context"]["result"] == {"finished": "t1"}
     assert events(api, "invoker", "p1")[-1] == "done.invoke.worker"
+
+
+def test_ephemeral_spawn_runs_in_a_bundle_with_xstate_inlined(api: Api):
+    from api.services.builder import Builder
+    from tests.runtime.test_ephemeral_spawn import CALLBACK, SPAWNER
+
+    api.create_machine("spawner", Builder().build(SPAWNER, "machine.js").code)  # as smply 0.1.18
+    api.create_instance("spawner", "s1")
+    done = api.ok("POST", "/machines/spawner/i/s1/events", {"event": "go"})
+    assert done["state"] == "done" and done["done"] is True
+    assert admin(api, "spawner", "s1")["context"]["log"] == ["spawned", "ready", "pong 1",
+                                                             "pong 2"]
+    api.create_machine("callback", Builder().build(CALLBACK, "machine.js").code)
+    api.create_instance("callback", "c1")
+    refused = api.send("callback", "c1", "go")
+    assert_error(refused, 400, "not-supported")
+    assert "not supported" in refused.json()["error"]

@@ -245,3 +245,20 @@ def test_ephemeral_spawn_runs_in_a_bundle_with_xstate_inlined(api: Api):
     refused = api.send("callback", "c1", "go")
     assert_error(refused, 400, "not-supported")
     assert "not supported" in refused.json()["error"]
+
+
+def test_a_child_of_a_machine_that_does_not_exist_is_dropped_with_a_log_line(
+        api: Api, served: Server, caplog: pytest.LogCaptureFixture):
+    api.create_machine("parent", PARENT.replace('machineName: "child"', 'machineName: "ghost"'))
+    api.create_instance("parent", "p1")
+    with caplog.at_level("ERROR", logger="backstate.outbox"):
+        api.ok("POST", "/machines/parent/i/p1/events", {"event": {"type": "start", "name": "g1"}})
+        eventually(settled(served))
+    assert any("creating child ghost/g1 from parent/p1 dropped" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
+    # A message to it has no instance to go to: dropped too, with its own line.
+    with caplog.at_level("ERROR", logger="backstate.outbox"):
+        api.ok("POST", "/machines/parent/i/p1/events", {"event": "ping"})
+        eventually(settled(served))
+    assert any("event for ghost/g1 from parent/p1 dropped" in r.getMessage()
+               for r in caplog.records)

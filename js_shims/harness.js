@@ -8,7 +8,7 @@
 // fetch until the macrostep that issued it is committed, so "effects after commit" holds at the
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
-import { State, interpret, spawn } from "npm:xstate";
+import { State, StateNode, interpret, spawn } from "npm:xstate";
 import { upgradeOps } from "backstate:upgrade";
 
 const machine = bundle.default;
@@ -166,15 +166,28 @@ function doneMessage(state, r) {
 // the deferred ref in the context. A deferred callback, promise or observable keeps nothing to
 // start: that fails loudly.
 
+const inlinedXstate = !(machine instanceof StateNode);
+
 function isDeferred(value) {
-  return !!value && typeof value === "object" && value.deferred === true && typeof value.id === "string";
+  return !!value && typeof value === "object" && value.deferred === true &&
+    typeof value.id === "string" && typeof value.send === "function";
 }
 
+// Deferred refs anywhere in the context's plain objects and arrays (`refs: [...refs, spawn()]`).
 function adoptDeferred(service, context) {
-  if (!context || typeof context !== "object") return;
-  for (const key of Object.keys(context)) {
-    const value = context[key];
-    if (!isDeferred(value)) continue;
+  if (inlinedXstate) adoptWithin(service, context);
+}
+
+function adoptWithin(service, container) {
+  if (!container || typeof container !== "object" || typeof container.send === "function") return;
+  const proto = Object.getPrototypeOf(container);
+  if (!Array.isArray(container) && proto !== Object.prototype && proto !== null) return;
+  for (const key of Object.keys(container)) {
+    const value = container[key];
+    if (!isDeferred(value)) {
+      adoptWithin(service, value);
+      continue;
+    }
     let child = service.children.get(value.id);
     if (!child) {
       const machineOf = value.state && value.state.machine;
@@ -190,7 +203,7 @@ function adoptDeferred(service, context) {
         item[0].send(item[1]);
       }
     }
-    context[key] = child;
+    container[key] = child;
   }
 }
 

@@ -94,3 +94,11 @@ def test_a_spawned_callback_in_an_inlined_bundle_fails_loudly(runtime: Runtime):
         result = run(runtime, built(CALLBACK, inlined=True), "go")
         if result.error is not None:
             raise result.error
+
+
+def test_a_child_spawned_into_a_list_runs_too(runtime: Runtime):
+    source = (SPAWNER.replace('ref: () => spawn(kid, "kid")', 'refs: () => [spawn(kid, "kid")]')
+              .replace("{ to: (ctx) => ctx.ref }", "{ to: (ctx) => ctx.refs[0] }"))
+    result = run(runtime, built(source, inlined=True), "go")
+    assert result.error is None, result.error
+    assert result.final.context["log"] == ["spawned", "ready", "pong 1", "pong 2"]

@@ -100,14 +100,26 @@ def settled(server: Server) -> Callable[[], bool]:
     return lambda: not outbox(server) and not scheduler._tasks
 
 
-def family(api: Api) -> None:
-    api.create_machine("parent", PARENT)
-    api.create_machine("child", CHILD)
+def as_built(source: str, build: str) -> str:
+    """The bundle as newer smply builds it (xstate imported, as written) or as smply 0.1.18 does
+    (xstate and @statebacked/machine inlined)."""
+    if build == "imported":
+        return source
+    from api.services.builder import Builder
+
+    return Builder().build(source.replace('from "npm:xstate"', 'from "xstate"'), "m.js").code
+
+
+def family(api: Api, build: str = "imported") -> None:
+    api.create_machine("parent", as_built(PARENT, build))
+    api.create_machine("child", as_built(CHILD, build))
     api.create_instance("parent", "p1")
 
 
-def test_a_parent_spawns_a_child_and_they_exchange_events_both_ways(api: Api, served: Server):
-    family(api)
+@pytest.mark.parametrize("build", ["imported", "inlined"])
+def test_a_parent_spawns_a_child_and_they_exchange_events_both_ways(api: Api, served: Server,
+                                                                    build: str):
+    family(api, build)
     started = api.ok("POST", "/machines/parent/i/p1/events", {"event": {"type": "start",
                                                                         "name": "c1"}})
     assert started["state"] == "running"
@@ -215,9 +227,11 @@ def test_bad_children_fail_the_parents_transition_or_are_dropped(api: Api, serve
     assert events(api, "child", "c1") == ["xstate.init"]
 
 
-def test_an_invoked_persistent_child_reports_done_to_its_parent(api: Api, served: Server):
-    api.create_machine("invoker", INVOKER)
-    api.create_machine("worker", WORKER)
+@pytest.mark.parametrize("build", ["imported", "inlined"])
+def test_an_invoked_persistent_child_reports_done_to_its_parent(api: Api, served: Server,
+                                                                build: str):
+    api.create_machine("invoker", as_built(INVOKER, build))
+    api.create_machine("worker", as_built(WORKER, build))
     api.create_instance("invoker", "p1")
     api.ok("POST", "/machines/invoker/i/p1/events", {"event": {"type": "go", "task": "t1"}})
     eventually(lambda: len(api.ok("GET", "/machines/worker/i")["instances"]) == 1)

@@ -102,3 +102,24 @@ def test_a_child_spawned_into_a_list_runs_too(runtime: Runtime):
     result = run(runtime, built(source, inlined=True), "go")
     assert result.error is None, result.error
     assert result.final.context["log"] == ["spawned", "ready", "pong 1", "pong 2"]
+
+
+def test_spawn_ephemeral_instance_runs_callbacks_in_an_inlined_bundle(runtime: Runtime):
+    # @statebacked/machine's spawnEphemeralInstance (0.6.3+) calls the runtime's spawn hook,
+    # which spawns with the runtime's xstate: callbacks run too, whatever the build.
+    source = """
+import { createMachine, assign } from "xstate";
+export default createMachine({
+  id: "cb", predictableActionArguments: true, initial: "idle", context: { ref: null },
+  states: {
+    idle: { on: { hello: "greeted", go: { actions: assign({ ref: () =>
+      globalThis.__statebacked_rt.spawn((sendBack) => { sendBack({ type: "hello" }); }, "cb") }) } } },
+    greeted: { type: "final" },
+  },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+    result = run(runtime, built(source, inlined=True), "go")
+    assert result.error is None, result.error
+    assert result.final.view.value == "greeted"

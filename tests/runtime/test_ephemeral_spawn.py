@@ -113,7 +113,8 @@ export default createMachine({
   id: "cb", predictableActionArguments: true, initial: "idle", context: { ref: null },
   states: {
     idle: { on: { hello: "greeted", go: { actions: assign({ ref: () =>
-      globalThis.__statebacked_rt.spawn((sendBack) => { sendBack({ type: "hello" }); }, "cb") }) } } },
+      globalThis.__statebacked_rt.spawn((sendBack) => { sendBack({ type: "hello" }); }, "cb"),
+    }) } } },
     greeted: { type: "final" },
   },
 });

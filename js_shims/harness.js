@@ -8,7 +8,7 @@
 // fetch until the macrostep that issued it is committed, so "effects after commit" holds at the
 // bridge, while a throwing action still fails its transition before anything is written.
 import * as bundle from "bundle";
-import { State, interpret, spawn } from "npm:xstate";
+import { State, StateNode, interpret, spawn } from "npm:xstate";
 import { upgradeOps } from "backstate:upgrade";
 
 const machine = bundle.default;
@@ -24,20 +24,187 @@ function fail(code, message) {
 // ---- @statebacked/machine hooks -------------------------------------------------------------
 // spawnEphemeralInstance() calls __statebacked_rt.spawn(entity, nameOrOptions); it must spawn
 // with the runtime's xstate so the child joins the running interpreter even when the bundle
-// inlined its own copy. spawnPersistentInstance() passes a descriptor ({machineName, ...}):
-// persistent children are separate instances, which this version does not create yet, so it
-// fails loudly rather than returning a ref that could never receive events. 0.6.0 spells the
-// global __statebaked_rt; both names are defined.
+// inlined its own copy. spawnPersistentInstance() passes a descriptor ({machineName, ...}): the
+// child is a separate, durable instance, created by the host after the macrostep that spawned it
+// commits (see `persistentChild`). 0.6.0 spells the global __statebaked_rt; both are defined.
 const statebackedRuntime = Object.freeze({
   spawn(entity, nameOrOptions) {
     if (entity && typeof entity === "object" && typeof entity.machineName === "string") {
-      throw new Error("persistent child instances (spawnPersistentInstance) are not supported by this backstate server yet");
+      return spawnPersistent(entity, nameOrOptions);
     }
     return spawn(entity, nameOrOptions);
   },
 });
 for (const name of ["__statebacked_rt", "__statebaked_rt"]) {
   Object.defineProperty(globalThis, name, { value: statebackedRuntime, enumerable: false });
+}
+
+// ---- persistent children and messages between instances ------------------------------------
+//
+// Nothing leaves the VM here: a child to create or an event for another instance is an entry of
+// the macrostep's outbox (its `timers`, each with a `delivery`), written in the macrostep's
+// commit and delivered by the host afterwards (runtime/instances/outbox.py), through the
+// receiver's own serialized path. A step never waits for another instance.
+
+const SLUG = /^[A-Za-z0-9_-]{1,128}$/;
+const PERSISTENT_REF = "statebacked.instance";
+const PERSISTENT_INVOKE = "statebacked.invoke";
+// UUIDs made while the bundle's top level ran: persistentInvocableSource() defaults the child's
+// name to one, the same for every instance of this version, so such a name means "unnamed".
+const loadTimeUuids = __bs.takeLoadUuids();
+
+function slug(value, what) {
+  if (typeof value !== "string" || !SLUG.test(value)) {
+    fail("invalid-child", `${what} must be 1 to 128 letters, digits, "-" or "_" (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+function currentRun(what) {
+  if (!run) fail("invalid-child", `${what} can only be used while the machine handles an event`);
+  return run;
+}
+
+function spawnPersistent(descriptor, options) {
+  const r = currentRun("spawnPersistentInstance");
+  const opts = options && typeof options === "object" ? options : {};
+  const target = {
+    machineName: slug(descriptor.machineName, "machineName"),
+    machineInstanceName: descriptor.machineInstanceName === undefined
+      ? crypto.randomUUID() : slug(descriptor.machineInstanceName, "machineInstanceName"),
+  };
+  const id = opts.name === undefined ? crypto.randomUUID() : String(opts.name);
+  persistentChild(r, id, target, descriptor.machineVersionId, opts.context, null);
+  const ref = { ...descriptor, ...target, type: PERSISTENT_REF, id };
+  if (ref.machineVersionId === undefined) delete ref.machineVersionId;
+  return ref;
+}
+
+// The child `target` to create once this macrostep commits, known to the parent as `id` (for
+// sendTo by name); `invokeId` if it was invoked (it then reports done.invoke.<id>).
+function persistentChild(r, id, target, versionId, context, invokeId) {
+  if (versionId !== undefined && versionId !== null && !/^ver_[A-Za-z0-9_-]{22}$/.test(String(versionId))) {
+    fail("invalid-child", `machineVersionId must be a machine version id (ver_...), not ${JSON.stringify(versionId)}`);
+  }
+  if (context !== undefined && context !== null) checkJson(context, "");
+  r.holder.children.set(id, target);
+  const delivery = { kind: "create", machine: target.machineName, instance: target.machineInstanceName,
+    version: versionId ?? null, context: context ?? null, invokeId };
+  outbox(r, `bs.create:${target.machineName}/${target.machineInstanceName}`, {}, 0, delivery);
+}
+
+function outbox(r, id, event, delay, delivery) {
+  r.timers = r.timers.filter((t) => t.id !== id);
+  r.timers.push({ id, event, delay, delivery });
+}
+
+// The persistent instance a send goes to, or undefined for xstate's own targets: a ref
+// (spawnPersistentInstance's), a name this instance gave a persistent child, or the parent of an
+// instance that is a persistent child.
+function persistentTarget(holder, to) {
+  if (to && typeof to === "object" && to.type === PERSISTENT_REF) {
+    return { machineName: slug(to.machineName, "the ref's machineName"),
+      machineInstanceName: slug(to.machineInstanceName, "the ref's machineInstanceName") };
+  }
+  if (typeof to !== "string") return undefined;
+  const parent = holder.r && holder.r.parent;
+  if (to === "#_parent" && parent && !holder.service.parent) {
+    return { machineName: parent.machineName, machineInstanceName: parent.instanceName };
+  }
+  if (holder.children.has(to) && !holder.service.children.has(to)) return holder.children.get(to);
+  return undefined;
+}
+
+function sendOutbox(holder, event, target, delay, sendId) {
+  const r = holder.r;
+  const id = sendId === undefined ? `bs.send:${crypto.randomUUID()}` : String(sendId);
+  outbox(r, id, event, delay, { kind: "send", machine: target.machineName, instance: target.machineInstanceName });
+}
+
+function mapData(data, context, event) {
+  if (typeof data === "function") return data(context, event);
+  if (!data || typeof data !== "object") return data;
+  const out = {};
+  for (const key of Object.keys(data)) {
+    out[key] = typeof data[key] === "function" ? data[key](context, event) : data[key];
+  }
+  return out;
+}
+
+function invokePersistent(holder, activity, context, _event) {
+  const src = activity.src;
+  const named = typeof src.machineInstanceName === "string" && !loadTimeUuids.has(src.machineInstanceName);
+  const target = {
+    machineName: slug(src.machineName, "machineName"),
+    machineInstanceName: named ? slug(src.machineInstanceName, "machineInstanceName") : crypto.randomUUID(),
+  };
+  const data = activity.data ? mapData(activity.data, context, _event.data) : undefined;
+  persistentChild(holder.r, String(activity.id), target, src.machineVersionId, data, String(activity.id));
+}
+
+// done.invoke.<id> for the parent of an invoked persistent child that reached its final state,
+// with the data of that final state, as xstate's interpreter computes it for a child machine.
+function doneMessage(state, r) {
+  const parent = r.parent;
+  if (!parent || parent.invokeId == null) return;
+  const root = r.service.machine;
+  const final = [...state.configuration].find((sn) => sn.type === "final" && sn.parent === root);
+  const data = final && final.doneData ? mapData(final.doneData, state.context, state._event.data) : undefined;
+  const event = data === undefined ? { type: `done.invoke.${parent.invokeId}` }
+    : { type: `done.invoke.${parent.invokeId}`, data };
+  outbox(r, `bs.done:${crypto.randomUUID()}`, event, 0,
+    { kind: "send", machine: parent.machineName, instance: parent.instanceName, trusted: true });
+}
+
+// ---- ephemeral children of a bundle that inlined its own xstate ----------------------------
+//
+// spawn() inside assign asks its own copy of xstate which interpreter is running. A bundle built
+// with xstate inlined (smply 0.1.18) has a copy the runtime's interpreter is not: its spawn()
+// finds none and returns a "deferred" actor that nothing ever starts. The runtime adopts those
+// as the machine's actions or its next state see them: a deferred machine carries the machine
+// (its initial state's), which the running interpreter spawns under the same id, in place of
+// the deferred ref in the context. A deferred callback, promise or observable keeps nothing to
+// start: that fails loudly.
+
+const inlinedXstate = !(machine instanceof StateNode);
+
+function isDeferred(value) {
+  return !!value && typeof value === "object" && value.deferred === true &&
+    typeof value.id === "string" && typeof value.send === "function";
+}
+
+// Deferred refs anywhere in the context's plain objects and arrays (`refs: [...refs, spawn()]`).
+function adoptDeferred(service, context) {
+  if (inlinedXstate) adoptWithin(service, context);
+}
+
+function adoptWithin(service, container) {
+  if (!container || typeof container !== "object" || typeof container.send === "function") return;
+  const proto = Object.getPrototypeOf(container);
+  if (!Array.isArray(container) && proto !== Object.prototype && proto !== null) return;
+  for (const key of Object.keys(container)) {
+    const value = container[key];
+    if (!isDeferred(value)) {
+      adoptWithin(service, value);
+      continue;
+    }
+    let child = service.children.get(value.id);
+    if (!child) {
+      const machineOf = value.state && value.state.machine;
+      if (!machineOf) {
+        fail("not-supported", `spawn() of a callback, promise or observable ("${value.id}") is not supported ` +
+          "by this backstate server when the bundle inlines its own copy of xstate: spawn a machine, " +
+          "use spawnEphemeralInstance from @statebacked/machine, or build the bundle with xstate external");
+      }
+      child = service.spawnMachine(machineOf, { id: value.id });
+      // Its initial actions' sends wait in its outgoing queue: xstate sends them at once from
+      // the initial state, but recognizes that state by its own copy's init event.
+      for (let item = child._outgoingQueue.shift(); item; item = child._outgoingQueue.shift()) {
+        item[0].send(item[1]);
+      }
+    }
+    container[key] = child;
+  }
 }
 
 // ---- authorizers ---------------------------------------------------------------------------
@@ -62,20 +229,27 @@ function describe(err) {
 
 // ---- state (de)serialisation ---------------------------------------------------------------
 
-function persistable(state) {
+function persistable(state, children) {
   // Actions are stripped so a restore never re-runs effects (delayed sends live in the host's
   // timer table instead). `history`, the previous State that XState keeps one level of, is
   // dropped too: no transition reads it, and it doubled the cost of every save and restore.
+  // `bsChildren` is ours: the names this instance gave its persistent children (sendTo by name).
   const json = state.toJSON();
   json.actions = [];
   delete json.history;
+  if (children && children.size) json.bsChildren = Object.fromEntries(children);
   return json;
 }
 
 function restore(config) {
   // The host splices the persisted JSON into the request as an object: parsed once, here.
   config.actions = [];
+  delete config.bsChildren;
   return State.create(config);   // interpreters and machines resolve it against the machine
+}
+
+function childrenOf(config) {
+  return new Map(Object.entries((config && config.bsChildren) || {}));
 }
 
 function checkJson(value, path) {
@@ -122,8 +296,9 @@ let run = null;   // the recorder of the current step: its interpreter and what 
 // the keys to forget in `drop`.
 const live = new Map();
 
-function startInterpreter(initial, isCreate) {
-  const holder = { service: interpret(machineFor(initial), { deferEvents: true }), r: null };
+function startInterpreter(initial, isCreate, children) {
+  const holder = { service: interpret(machineFor(initial), { deferEvents: true }), r: null,
+    children: children || new Map() };
   const service = holder.service;
   // Delayed sends to self become durable timer rows; other delayed sends stay in-window.
   // Within one macrostep the host applies cancels before arms, so an arm-then-cancel pair must
@@ -132,7 +307,10 @@ function startInterpreter(initial, isCreate) {
   service.defer = (action) => {
     const r = holder.r;
     const to = action.to;
-    if (to === undefined || to === "#_internal") {
+    const target = persistentTarget(holder, to);
+    if (target) {
+      sendOutbox(holder, action._event.data, target, Number(action.delay) || 0, action.id);
+    } else if (to === undefined || to === "#_internal") {
       const id = String(action.id);
       r.timers = r.timers.filter((t) => t.id !== id);
       r.timers.push({ id, event: action._event.data, delay: Number(action.delay) || 0 });
@@ -147,6 +325,27 @@ function startInterpreter(initial, isCreate) {
     r.timers = r.timers.filter((t) => t.id !== id);
     r.cancels.push(id);
   };
+  const sendTo = service.sendTo;
+  service.sendTo = (event, to, immediate) => {
+    if (isDeferred(to) && service.children.has(to.id)) to = service.children.get(to.id);
+    const target = persistentTarget(holder, to);
+    if (!target) return sendTo(event, to, immediate);
+    sendOutbox(holder, event.data, target, 0, undefined);
+  };
+  // An invoke whose src is persistentInvocableSource(...) starts no service in this VM: it
+  // records the child to create (xstate itself would find no service and silently do nothing).
+  const exec = service._exec;
+  service._exec = (action, context, _event, actionMap) => {
+    adoptDeferred(service, context);
+    const activity = action && action.type === "xstate.start" ? action.activity : undefined;
+    if (!activity || activity.type !== "xstate.invoke" || !activity.src || activity.src.type !== PERSISTENT_INVOKE) {
+      return exec(action, context, _event, actionMap);
+    }
+    if (service.status !== 1) return undefined;   // InterpreterStatus.Running
+    if (!service.machine.config.predictableActionArguments && !service.state.activities[activity.id]) return undefined;
+    invokePersistent(holder, activity, context, _event);
+    return undefined;
+  };
   const send = service.send;
   service.send = (event, payload) => {
     try {
@@ -159,14 +358,15 @@ function startInterpreter(initial, isCreate) {
   service.onTransition((state) => {
     const r = holder.r;
     if (r.stopping || (!r.started && !isCreate)) return;   // restoring is not a transition
+    adoptDeferred(service, state.context);
     r.macrosteps.push(record(state, r));
   });
   return holder;
 }
 
-function beginStep(holder, key) {
-  const r = { holder, service: holder.service, key, macrosteps: [], timers: [], cancels: [],
-    fetches: [], error: null, started: false, stopping: false };
+function beginStep(holder, key, parent) {
+  const r = { holder, service: holder.service, key, parent: parent || null, macrosteps: [], timers: [],
+    cancels: [], fetches: [], error: null, started: false, stopping: false };
   holder.r = r;
   run = r;
   return r;
@@ -192,7 +392,7 @@ function authorizeEvent(delivery, state, instanceName) {
 function deliverOne(delivery, instanceName) {
   const r = run;
   const before = { state: r.service.state, steps: r.macrosteps.length, timers: r.timers.slice(),
-    cancels: r.cancels.slice(), fetches: __bs.takeFetches() };
+    cancels: r.cancels.slice(), fetches: __bs.takeFetches(), children: new Map(r.holder.children) };
   try {
     authorizeEvent(delivery, r.service.state, instanceName);
   } catch (err) {   // refused before anything ran: nothing to undo
@@ -217,7 +417,7 @@ function undo(r, before) {
   r.fetches.push(...before.fetches);
   r.stopping = true;
   try { r.service.stop(); } catch (err) { /* its exit actions belong to the undone event */ }
-  const holder = startInterpreter({ context: undefined }, false);
+  const holder = startInterpreter({ context: undefined }, false, before.children);
   holder.r = r;
   Object.assign(r, { holder, service: holder.service, error: null, started: false, stopping: false,
     timers: before.timers, cancels: before.cancels });
@@ -234,7 +434,7 @@ function record(state, r) {
   if (state.context !== undefined) checkJson(state.context, "");
   const step = {
     event: state._event ? state._event.data : state.event,
-    state: persistable(state),
+    state: persistable(state, r.holder.children),
     view: view(state),
     timers: r.timers.splice(0),
     cancels: r.cancels.splice(0),
@@ -245,9 +445,12 @@ function record(state, r) {
     running: [...r.service.children.keys()],
   };
   if (state.done) {
-    // A machine in its top-level final state stops, and XState drops its delayed events.
-    step.timers = [];
+    // A machine in its top-level final state stops, and XState drops its delayed events; what
+    // it sent to other instances on the way is delivered, and its parent learns it is done.
+    step.timers = step.timers.filter((t) => t.delivery);
     step.clearTimers = true;
+    doneMessage(state, r);
+    step.timers.push(...r.timers.splice(0));
   }
   return step;
 }
@@ -268,7 +471,7 @@ const ops = {
     authorize(bundle.allowWrite, "allowWrite", {
       type: "initialization", machineInstanceName: args.instanceName, context, authContext: args.authContext,
     });
-    const r = beginStep(startInterpreter({ context }, true), args.key);
+    const r = beginStep(startInterpreter({ context }, true), args.key, args.parent);
     r.service.start();
     r.started = true;
     return poll();
@@ -285,14 +488,15 @@ const ops = {
     const kept = args.warm ? live.get(args.key) : undefined;
     if (args.warm && !kept) fail("internal-error", "the host asked for a live state this VM does not keep");
     if (args.key !== undefined) live.delete(args.key);   // this step's end decides again
+    const children = kept ? kept.children : childrenOf(args.state);
     const current = kept ? kept.service.state : restore(args.state);
     const [first, ...rest] = args.events;
     authorizeEvent(first, current, args.instanceName);
     let r;
     if (kept) {
-      r = beginStep(kept, args.key);
+      r = beginStep(kept, args.key, args.parent);
     } else {
-      r = beginStep(startInterpreter({ context: undefined }, false), args.key);
+      r = beginStep(startInterpreter({ context: undefined }, false, children), args.key, args.parent);
       r.service.start(current);
     }
     r.started = true;

@@ -44,7 +44,10 @@ ReadVerdicts = tuple[list[BackstateError | None], list[LogLine]]
 
 JS_DIR = Path(__file__).resolve().parent.parent / "js_shims"
 XSTATE_ESM = Path("node_modules") / "xstate" / "dist" / "xstate.web.js"
-ALLOWED_IMPORTS = ("npm:xstate", "xstate")
+# @statebacked/machine's runtime functions (pinned in js_shims/package.json): one module without
+# imports; its other module only exports types.
+STATEBACKED_MACHINE_ESM = Path("node_modules") / "@statebacked" / "machine" / "es" / "rt.js"
+ALLOWED_IMPORTS = ("npm:xstate", "xstate", "@statebacked/machine", "npm:@statebacked/machine")
 
 
 class LoadedVersion:
@@ -79,6 +82,9 @@ class Runtime:
         vm.compile_module((js_dir / XSTATE_ESM).read_text(), "npm:xstate")
         vm.compile_module('export * from "npm:xstate";', "xstate")
         vm.eval_module('import "npm:xstate";', "<xstate>")
+        vm.compile_module((js_dir / STATEBACKED_MACHINE_ESM).read_text(),
+                          "npm:@statebacked/machine")
+        vm.compile_module('export * from "npm:@statebacked/machine";', "@statebacked/machine")
         vm.compile_module((js_dir / "upgrade.js").read_text(), "backstate:upgrade")  # harness.js
         return vm.snapshot()
 
@@ -129,24 +135,28 @@ class Runtime:
 
     def create(self, version: LoadedVersion, *, instance_name: str,
                context: dict[str, Any] | None, auth_context: dict[str, Any],
-               on_commit: CommitHook, instance_key: str | None = None) -> StepResult:
+               on_commit: CommitHook, instance_key: str | None = None,
+               parent: dict[str, Any] | None = None) -> StepResult:
+        """`parent`: the instance this one is a persistent child of (`_parent_arg`)."""
         args = {"op": "create", "instanceName": instance_name, "context": context,
-                "authContext": auth_context}
+                "authContext": auth_context, "parent": _parent_arg(parent)}
         return self._step(version, args, on_commit, instance_key, 0)
 
     def send(self, version: LoadedVersion, *, instance_name: str, state_json: str,
              event: str | dict[str, Any], auth_context: dict[str, Any], on_commit: CommitHook,
              cut_off: list[str] | None = None, trusted: bool = False,
-             instance_key: str | None = None, seq: int | None = None) -> StepResult:
+             instance_key: str | None = None, seq: int | None = None,
+             parent: dict[str, Any] | None = None) -> StepResult:
         delivery = {"event": event, "authContext": auth_context, "trusted": trusted}
         args = {"op": "send", "instanceName": instance_name, "state": state_json,
-                "events": [delivery], "cutOff": list(cut_off or [])}
+                "events": [delivery], "cutOff": list(cut_off or []),
+                "parent": _parent_arg(parent)}
         return self._step(version, args, on_commit, instance_key, seq)
 
     def send_batch(self, version: LoadedVersion, *, instance_name: str, state_json: str,
                    deliveries: list[Delivery], on_commit: CommitHook,
                    cut_off: list[str] | None = None, instance_key: str | None = None,
-                   seq: int | None = None) -> StepResult:
+                   seq: int | None = None, parent: dict[str, Any] | None = None) -> StepResult:
         """Several events for one instance in one step: each is its own transition, and one
         that fails fails alone (`StepResult.outcomes`); the commits of a reply are written
         together. The step raises only if the first event fails (then nothing of the batch
@@ -154,7 +164,7 @@ class Runtime:
         events = [{"event": d.event, "authContext": d.auth_context, "trusted": d.trusted}
                   for d in deliveries]
         args = {"op": "send", "instanceName": instance_name, "state": state_json,
-                "events": events, "cutOff": list(cut_off or [])}
+                "events": events, "cutOff": list(cut_off or []), "parent": _parent_arg(parent)}
         return self._step(version, args, on_commit, instance_key, seq)
 
     def read(self, version: LoadedVersion, *, instance_name: str, state_json: str,
@@ -221,6 +231,15 @@ def _read_error(info: dict[str, Any]) -> BackstateError:
     if info.get("code") in ("rejected-by-machine-authorizer", "authorizer-error"):
         return RejectedByAuthorizerError(info.get("message", "allowRead rejected the request"))
     return MachineError(info.get("message", "allowRead failed"), code=info.get("code"))
+
+
+def _parent_arg(parent: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The harness's view of a persistent child's parent (the `instances.parent` column): where
+    its sendParent, and its done.invoke if it was invoked, are sent."""
+    if parent is None:
+        return None
+    return {"machineName": parent["machine"], "instanceName": parent["instance"],
+            "invokeId": parent.get("invokeId")}
 
 
 def _call(vm: VM, args: dict[str, Any]) -> dict[str, Any]:

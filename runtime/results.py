@@ -52,6 +52,10 @@ class Timer:
     event: dict[str, Any]
     delay_ms: int
     due_at_ms: int
+    # None for the machine's own delayed event; otherwise an outbox entry for another instance
+    # (runtime/instances/outbox.py): {"kind": "send", "machine", "instance", "trusted"?} or
+    # {"kind": "create", "machine", "instance", "version", "context", "invokeId"}.
+    delivery: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

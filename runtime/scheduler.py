@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runtime.clock import Clock
-from runtime.errors import ConflictError, MachineError, NotFoundError
+from runtime.errors import ConflictError, MachineError, NotFoundError, RejectedByAuthorizerError
 from runtime.store.timers import Claimed
 
 log = logging.getLogger("backstate.timers")
@@ -63,7 +63,8 @@ class RetryPolicy:
     delay_s: float = 30.0
 
     def retryable(self, exc: BaseException) -> bool:
-        return isinstance(exc, MachineError | ConflictError)
+        # A refusal by the receiver's allowWrite (an event from another instance) may pass too.
+        return isinstance(exc, MachineError | ConflictError | RejectedByAuthorizerError)
 
 
 class Scheduler:

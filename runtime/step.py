@@ -170,8 +170,8 @@ class Step:
             state_json=state_json,
             view=PublicState(view["value"], view["tags"], view["done"], view.get("publicContext")),
             context=context,
-            timers=[Timer(t["id"], t["event"], int(t["delay"]), now + int(t["delay"]))
-                    for t in raw["timers"]],
+            timers=[Timer(t["id"], t["event"], int(t["delay"]), now + int(t["delay"]),
+                          t.get("delivery")) for t in raw["timers"]],
             cancels=list(raw["cancels"]),
             logs=logs,
             clear_timers=bool(raw.get("clearTimers")),

@@ -4,11 +4,13 @@ smply runs esbuild with `bundle, format esm, platform browser, minify, keepNames
 none, define process.env.NODE_ENV="production", drop debugger`, inlining xstate. So do we, with
 the same esbuild (0.18, pinned in `js_shims/package.json`) run as its native binary: no Node at
 run time. xstate is inlined from `js_shims/node_modules` (the runtime's 4.38.3); `npm:xstate`
-stays an import, which the sandbox resolves.
+stays an import, which the sandbox resolves. `@statebacked/machine` (0.6.0, also pinned there) is
+inlined the same way.
 
 A build must not read the server's files, so it runs in two passes: the first marks every
 import external and reads only the machine's own file, to list what it imports; anything but
-xstate is refused before the second pass, the real bundle, reads a byte of it.
+xstate and @statebacked/machine is refused before the second pass, the real bundle, reads a byte
+of it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from runtime.errors import BundleError, UnsupportedError
 
 JS_SHIMS = Path(__file__).resolve().parents[2] / "js_shims"
 
-ALLOWED_IMPORTS = re.compile(r"^(npm:xstate|xstate)(/.*)?$")
+ALLOWED_IMPORTS = re.compile(r"^(npm:xstate|xstate|@statebacked/machine)(/.*)?$")
 SOURCE_SUFFIXES = (".ts", ".js", ".mjs", ".mts", ".cjs", ".cts", ".tsx", ".jsx")
 SMPLY_FLAGS = [
     "--bundle",
@@ -58,7 +60,7 @@ class Builder:
 
     def build(self, source: str, file_name: str | None) -> Built:
         """The bundle of one machine file; BundleError (400) with esbuild's words if it does
-        not build, or if it imports anything but xstate."""
+        not build, or if it imports anything but xstate and @statebacked/machine."""
         if not self._esbuild.is_file():
             raise UnsupportedError(
                 f"this server cannot bundle machines: esbuild's binary is missing at "
@@ -81,7 +83,8 @@ class Builder:
             listed = ", ".join(repr(path) for path in refused)
             raise BundleError(
                 f"the machine imports {listed}; a single-file machine may import only xstate "
-                "(bundle it yourself, e.g. with smply, and deploy the bundle instead)",
+                "and @statebacked/machine (bundle it yourself, e.g. with smply, and deploy the "
+                "bundle instead)",
                 parameter="source",
             )
 

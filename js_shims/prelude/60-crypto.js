@@ -32,12 +32,25 @@ function getRandomValues(array) {
   return array;
 }
 
+// The UUIDs made while a bundle's top level runs, until the harness takes them: an invoke source
+// of @statebacked/machine defaults its instance name to one, which would otherwise be shared by
+// every instance of the version (see harness.js).
+let loadUuids = new Set();
+
 function randomUUID() {
   const b = randomBytes(16);
   b[6] = (b[6] & 0x0f) | 0x40;   // version 4
   b[8] = (b[8] & 0x3f) | 0x80;   // variant 10xx
   const h = hexOf(b);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  const uuid = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  if (loadUuids) loadUuids.add(uuid);
+  return uuid;
+}
+
+function takeLoadUuids() {
+  const taken = loadUuids || new Set();
+  loadUuids = null;
+  return taken;
 }
 
 let keyBytes;

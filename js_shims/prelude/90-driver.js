@@ -15,6 +15,7 @@
 //   fetchFailed(id, message) reject that fetch with TypeError(message)
 //   pendingFetches()         fetches not settled yet (aborted ones excluded)
 //   abortedFetches()         ids of taken fetches aborted since the last call
+//   takeLoadUuids()          the Set of UUIDs crypto.randomUUID made so far; stops recording
 // Unknown or already settled fetch ids are ignored. The methods cannot be replaced.
 const bs = { now: Date.now() };
 
@@ -33,6 +34,7 @@ const bsMethods = {
   fetchFailed,
   pendingFetches: () => fetches.size,
   abortedFetches,
+  takeLoadUuids,
 };
 
 for (const [name, fn] of Object.entries(bsMethods)) {

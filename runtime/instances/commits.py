@@ -89,13 +89,14 @@ class Insert:
     machine_id: uuid.UUID
     slug: str
     version_id: uuid.UUID
+    parent: dict[str, Any] | None = None   # a persistent child's parent (store/models.py)
     claims = True
 
     def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
         return rows.insert_first(
             tx, lease=w.lease, owner=w.owner, lease_expires_at=w.lease_expires_at,
             machine_id=self.machine_id, slug=self.slug, version_id=self.version_id, step=w.step,
-            ts=w.ts, now=to_datetime(w.ts),
+            ts=w.ts, now=to_datetime(w.ts), parent=self.parent,
         )  # fmt: skip
 
 

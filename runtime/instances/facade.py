@@ -17,7 +17,8 @@ step, `batches.py`), a lane (`lanes.py`), one trip to a step thread (`threads.py
 `Runner` serializes it across processes and commits it (`commits.py`, `committer.py`), and the
 version from the process's one cache (`versions.py`). Due timers come from the scheduler
 (`runtime/scheduler.py`), which this facade runs and which delivers through `deliver_timer`,
-the path of a client event.
+the path of a client event, and the outbox entries of instances that create persistent children
+or send events to other instances (`outbox.py`), which it delivers through the receiver's path.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import dataclasses
 import functools
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable
@@ -38,10 +40,11 @@ from runtime.errors import (
     BackstateError,
     ConflictError,
     InvalidRequestError,
+    NotFoundError,
     PayloadTooLargeError,
     TimerSupersededError,
 )
-from runtime.instances import batches
+from runtime.instances import batches, outbox
 from runtime.instances.commits import Insert, StepCommits
 from runtime.instances.feed import Feed
 from runtime.instances.lanes import Lanes, in_lane
@@ -64,6 +67,7 @@ from runtime.store.models import Instance
 from runtime.store.timers import Claimed
 
 T = TypeVar("T")
+log = logging.getLogger("backstate.outbox")
 # A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
 LANE_HOLD_S = 0.05
 DB_THREADS = 8
@@ -102,8 +106,8 @@ class Instances:
         self._versions = Versions(db, runtime, size=config.cached_versions)
         self._upgrades = Upgrades(db, runtime, self._versions, cached=config.cached_versions)
         self.feed = Feed()
-        table = TimerTable(db, self._db_threads, owner=self._leases.owner,
-                           claim_ms=int(config.timer_claim_s * 1000))
+        table = self._timer_table = TimerTable(db, self._db_threads, owner=self._leases.owner,
+                                               claim_ms=int(config.timer_claim_s * 1000))
         self.scheduler = Scheduler(
             table, self.deliver_timer, clock,
             retry=RetryPolicy(attempts=config.timer_attempts, delay_s=config.timer_retry_s),
@@ -149,8 +153,9 @@ class Instances:
 
     def _create(self, org_id: uuid.UUID, machine: str, instance: str,
                 context: dict[str, Any] | None, version_id: uuid.UUID | None,
-                auth_context: dict[str, Any]) -> InstanceState:
-        row = self._new_row(org_id, machine, instance, version_id)
+                auth_context: dict[str, Any], *, parent: dict[str, Any] | None = None,
+                timer: Claimed | None = None) -> InstanceState:
+        row = self._new_row(org_id, machine, instance, version_id, parent)
         version = self._versions.get(row.version_id)
 
         def body(commits: StepCommits) -> StepResult:
@@ -158,10 +163,10 @@ class Instances:
             return self.logs.step(origin, functools.partial(
                 self._runtime.create, version, instance_name=instance, context=context,
                 auth_context=auth_context, on_commit=commits,
-                instance_key=str(commits.instance_id),
+                instance_key=str(commits.instance_id), parent=parent,
             ))  # fmt: skip
 
-        return self._runner.create(row, body)
+        return self._runner.create(row, body, timer=timer)
 
     async def send(self, org_id: uuid.UUID, machine: str, instance: str,
                    event: dict[str, Any], *, auth_context: dict[str, Any]) -> InstanceState:
@@ -181,6 +186,9 @@ class Instances:
         meanwhile is dropped quietly; anything else raises for the scheduler to retry
         (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
+        if timer.delivery is not None:
+            await self._deliver_outbox(timer)
+            return
         body = functools.partial(self._events_body, (timer.org_id, timer.machine),
                                  [Delivery(timer.event, {}, trusted=True)])
         run = functools.partial(self._runner.existing, Target.with_id(timer.instance_id), body,
@@ -190,6 +198,43 @@ class Instances:
                                     Work(self._run_alone, payload=run))
         except TimerSupersededError:
             return
+
+    async def _deliver_outbox(self, timer: Claimed) -> None:
+        """Create a persistent child or deliver an event to another instance (`outbox.py`)
+        through the receiver's path. Raises as `deliver_timer` does, after a log line for
+        what will not be retried; a child that exists already is dropped here."""
+        assert timer.org_id is not None
+        try:
+            entry = outbox.parse(timer)
+        except ValueError as exc:
+            log.error("outbox entry %r of instance %s dropped: %s", timer.send_id,
+                      timer.instance_id, exc)
+            await self._timer_table.drop(timer)
+            return
+        key = (timer.org_id, entry.machine, entry.instance)
+        if isinstance(entry, outbox.Child):
+            run: Callable[[], Any] = functools.partial(
+                self._create, timer.org_id, entry.machine, entry.instance, entry.context,
+                entry.version_id, entry.auth_context, parent=entry.parent, timer=timer)
+        else:
+            body = functools.partial(self._events_body, (timer.org_id, entry.machine),
+                                     [entry.delivery])
+            run = functools.partial(self._runner.existing,
+                                    Target.named(timer.org_id, entry.machine, entry.instance),
+                                    body, timer=timer)
+        try:
+            await self._mail.submit(key, Work(self._run_alone, payload=run))
+        except TimerSupersededError:
+            return   # cancelled meanwhile, or delivered by another process
+        except ConflictError as exc:
+            if isinstance(entry, outbox.Child) and exc.code == "already-exists":
+                log.error("%s dropped: the instance already exists", outbox.describe(timer, entry))
+                await self._timer_table.drop(timer)
+                return
+            raise
+        except (NotFoundError, InvalidRequestError) as exc:
+            log.error("%s dropped: %s", outbox.describe(timer, entry), exc)
+            raise
 
     async def _run_alone(self, batch: list[Work]) -> list[Work]:
         (work,) = batch
@@ -244,7 +289,7 @@ class Instances:
             self._runtime.send_batch, self._versions.get(current.version_id),
             instance_name=current.slug, state_json=current.state_json, deliveries=deliveries,
             on_commit=commits, cut_off=list(current.cut_off), instance_key=str(current.id),
-            seq=current.seq,
+            seq=current.seq, parent=current.parent,
         ), keep_failure=alone)  # fmt: skip
 
     def _upgrade_then_send(self, delivery: Delivery, current: Current,
@@ -257,7 +302,7 @@ class Instances:
             return self._runtime.send(
                 version, instance_name=current.slug, state_json=state_json,
                 event=delivery.event, auth_context=delivery.auth_context, on_commit=hook,
-                trusted=delivery.trusted)
+                trusted=delivery.trusted, parent=current.parent)
 
         return self._upgrades.send(current, commits, delivery.event, trusted=delivery.trusted,
                                    run=on_new_version)
@@ -336,7 +381,7 @@ class Instances:
                                        parameter="event")
 
     def _new_row(self, org_id: uuid.UUID, machine: str, instance: str,
-                 version_id: uuid.UUID | None) -> Insert:
+                 version_id: uuid.UUID | None, parent: dict[str, Any] | None = None) -> Insert:
         with self._db.read() as session:
             found = machine_rows.get(session, org_id, machine)
             if instance_rows.exists(session, found, instance):
@@ -349,7 +394,7 @@ class Instances:
                     f"machine {machine!r} has no current version; pass machineVersionId",
                     parameter="machineVersionId")
             version = version_rows.get_final(session, found, version_id)
-            return Insert(found.id, instance, version.id)
+            return Insert(found.id, instance, version.id, parent)
 
     def _row(self, org_id: uuid.UUID, machine: str, instance: str) -> Instance:
         with self._db.read() as session:

@@ -66,10 +66,15 @@ class Runner:
         self._feed = feed
         self._on_timers_armed = on_timers_armed
 
-    def create(self, row: Insert, body: NewBody) -> InstanceState:
-        """Run a creation: its first commit inserts the row (ConflictError if it exists)."""
+    def create(self, row: Insert, body: NewBody, *, timer: Claimed | None = None) -> InstanceState:
+        """Run a creation: its first commit inserts the row (ConflictError if it exists);
+        `timer`: the claimed outbox row of the parent that asked for it, consumed by that
+        commit (a persistent child, see outbox.py)."""
         lease = Lease(uuid.uuid4(), secrets.token_hex(16), claimed=False)
-        commits = self._commits(lease, row, Position(0, 0, None), row.version_id)
+        first: Strategy = row
+        if timer is not None:
+            first = ConsumingTimer(timer.id, timer.claim, timer.send_id, row)
+        commits = self._commits(lease, first, Position(0, 0, None), row.version_id)
         with self._keeper.holding(lease):
             body(commits)
         return commits.state()

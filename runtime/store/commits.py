@@ -58,7 +58,7 @@ _INSERT_INSTANCE = Prepared(
     _insert_new,
     column_keys=[
         "id", "machine_id", "slug", "version_id", "state_json", "context", "view", "ts",
-        "cut_off", "lease_owner", "lease_token", "lease_expires_at", "created_at",
+        "cut_off", "lease_owner", "lease_token", "lease_expires_at", "created_at", "parent",
     ],
 )  # fmt: skip
 _NEW_STATE = {
@@ -107,7 +107,11 @@ _HOLD_TIMER = {
     "postgresql": Prepared(select(_t.id).where(*_claimed).with_for_update(), returns=[_t.id]),
     "sqlite": Prepared(select(_t.id).where(*_claimed), returns=[_t.id]),
 }
-_CLEAR_TIMERS = Prepared(delete(_timers).where(_t.instance_id == bindparam("instance_id")))
+# The machine's own timers: its outbox (events for other instances, children to create) is
+# still delivered after it stopped.
+_CLEAR_TIMERS = Prepared(
+    delete(_timers).where(_t.instance_id == bindparam("instance_id"), _t.delivery.is_(None))
+)
 _CANCEL_TIMER = Prepared(
     delete(_timers).where(
         _t.instance_id == bindparam("instance_id"), _t.send_id == bindparam("send_id")
@@ -122,6 +126,7 @@ def _upsert(dialect: Dialect) -> ClauseElement:
         index_elements=["instance_id", "send_id"],
         set_={
             "event": stmt.excluded.event,
+            "delivery": stmt.excluded.delivery,
             "due_at_ms": stmt.excluded.due_at_ms,
             "attempts": 0,
             "claimed_by": None,
@@ -132,7 +137,8 @@ def _upsert(dialect: Dialect) -> ClauseElement:
 
 
 _UPSERT_TIMER = Prepared(
-    _upsert, column_keys=["instance_id", "send_id", "event", "due_at_ms", "created_at"]
+    _upsert,
+    column_keys=["instance_id", "send_id", "event", "due_at_ms", "created_at", "delivery"],
 )
 
 
@@ -157,9 +163,10 @@ def insert_first(
     step: Macrostep,
     ts: int,
     now: datetime,
+    parent: dict[str, Any] | None = None,
 ) -> Committed:
     """Create the instance row with its first state, leased to the creating step unless this
-    is the step's last commit (`step.last`)."""
+    is the step's last commit (`step.last`); `parent` if it is a persistent child."""
     view = step.view.view()
     held = not step.last
     row = {
@@ -176,6 +183,7 @@ def insert_first(
         "lease_token": lease.token if held else None,
         "lease_expires_at": lease_expires_at if held else None,
         "created_at": now,
+        "parent": parent,
     }
     try:
         inserted = tx.execute(_INSERT_INSTANCE, row)
@@ -288,5 +296,6 @@ def _record(
 def _upsert_timer(
     tx: RawTransaction, instance_id: uuid.UUID, timer: ArmedTimer, now: datetime
 ) -> None:
-    row = {"instance_id": instance_id, "send_id": timer.send_id, "event": timer.event}
+    row = {"instance_id": instance_id, "send_id": timer.send_id, "event": timer.event,
+           "delivery": timer.delivery}
     tx.execute(_UPSERT_TIMER, {**row, "due_at_ms": timer.due_at_ms, "created_at": now})

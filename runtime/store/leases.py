@@ -80,6 +80,7 @@ _READ = (
     _c.view,
     _c.cut_off,
     _c.desired_version_id,
+    _c.parent,
 )
 _TAKE = {
     by: Prepared(
@@ -152,6 +153,8 @@ class Current:
     cut_off: list[str]
     # An upgrade pending (runtime/instances/upgrades.py): the version to move to first.
     desired_version_id: uuid.UUID | None = None
+    # A persistent child's parent (store/models.py `Instance.parent`).
+    parent: dict[str, Any] | None = None
 
 
 def take(

@@ -218,6 +218,9 @@ class Instance(Base):
     # as `machines.current_version_id`: versions go only with their machine, which goes only
     # once it has no instances (and adding one would rebuild this table on SQLite).
     desired_version_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, nullable=True)
+    # A persistent child's parent: {"id", "machine", "instance", "invokeId"} (invokeId null when
+    # spawned); its sendParent and, if invoked, its done.invoke go there. NULL for the others.
+    parent: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("machine_id", "slug", name="uq_instances_machine_slug"),
@@ -241,7 +244,8 @@ class Transition(Base):
 
 
 class Timer(Base):
-    """A durable delayed event, written in the transaction of the macrostep that armed it.
+    """A durable delayed event, or an outbox entry, written in the transaction of the
+    macrostep that armed it.
 
     One row per (instance, send_id): re-arming an id replaces the pending delivery."""
 
@@ -256,6 +260,10 @@ class Timer(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     claim_expires_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # NULL: the instance's own delayed event. Otherwise the row is the instance's outbox: a child
+    # to create or an event for another instance (runtime/results.Timer.delivery).
+    delivery: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON(none_as_null=True), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("instance_id", "send_id", name="uq_timers_instance_send"),

@@ -44,6 +44,7 @@ class Claimed:
     org_id: uuid.UUID | None = None
     machine: str = ""
     instance: str = ""
+    delivery: dict[str, Any] | None = None   # an outbox entry (runtime/instances/outbox.py)
 
 
 def earliest_due(session: Session) -> int | None:
@@ -71,13 +72,14 @@ def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,
     )
     rows = session.execute(
         select(Timer.id, Timer.instance_id, Timer.send_id, Timer.event, Timer.due_at_ms,
-               Timer.attempts, Machine.org_id, Machine.slug, Instance.slug)
+               Timer.attempts, Machine.org_id, Machine.slug, Instance.slug, Timer.delivery)
         .join(Instance, Instance.id == Timer.instance_id)
         .join(Machine, Machine.id == Instance.machine_id)
         .where(Timer.claimed_by == claim)
         .order_by(Timer.due_at_ms, Timer.id)
     ).all()
-    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8]) for r in rows]
+    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8], r[9])
+            for r in rows]
 
 
 def consume(session: Session, timer: Claimed) -> bool:

@@ -52,8 +52,10 @@ def set_desired(
 
 
 def pending_timers(session: Session, instance_id: uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
-    """The instance's pending durable timers: (send id, event)."""
+    """The instance's pending durable timers: (send id, event); not its outbox (events for
+    other instances, children to create), which an upgrade leaves alone."""
     rows = session.execute(
-        select(Timer.send_id, Timer.event).where(Timer.instance_id == instance_id)
+        select(Timer.send_id, Timer.event)
+        .where(Timer.instance_id == instance_id, Timer.delivery.is_(None))
     )
     return [(send_id, event) for send_id, event in rows]

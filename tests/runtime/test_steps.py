@@ -340,13 +340,19 @@ def test_warm_vms_are_reused_across_events_and_reseed_randomness(runtime: Runtim
 
 def test_statebacked_machine_runtime_hooks_are_installed(runtime: Runtime):
     probe = bundle("""{
-      id: "hooks", predictableActionArguments: true, initial: "a", context: { ok: false, err: "" },
+      id: "hooks", predictableActionArguments: true, initial: "a",
+      context: { ok: false, ref: null },
       states: { a: { entry: assign({
         ok: () => globalThis.__statebacked_rt === globalThis.__statebaked_rt &&
                   typeof globalThis.__statebacked_rt.spawn === "function",
-        err: () => { try { globalThis.__statebacked_rt.spawn({ machineName: "child" }); return "";
-                     } catch (e) { return e.message; } } }) } },
+        ref: () => globalThis.__statebacked_rt.spawn(
+          { machineName: "child", machineInstanceName: "c1" },
+          { name: "kid", context: { n: 1 } }) }) } },
     }""")
-    ctx = create(runtime, probe).final.context
-    assert ctx["ok"] is True
-    assert "persistent child instances" in ctx["err"]
+    first = create(runtime, probe).macrosteps[0]
+    assert first.context["ok"] is True
+    assert first.context["ref"] == {"type": "statebacked.instance", "id": "kid",
+                                    "machineName": "child", "machineInstanceName": "c1"}
+    (entry,) = first.timers  # the child to create, in the macrostep's outbox
+    assert entry.delivery == {"kind": "create", "machine": "child", "instance": "c1",
+                              "version": None, "context": {"n": 1}, "invokeId": None}

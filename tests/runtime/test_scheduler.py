@@ -27,7 +27,7 @@ class MemorySource:
         tid = len(self.timers) + len(self.dropped) + 1
         self.timers[tid] = Claimed(tid, instance, send_id, {"type": send_id}, due, 0, "")
 
-    async def earliest_due(self) -> int | None:
+    async def earliest_due(self, now_ms: int) -> int | None:
         return min((t.due_at_ms for t in self.timers.values()), default=None)
 
     async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:

@@ -15,6 +15,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,13 +119,23 @@ class Database:
     def _writing(self) -> AbstractContextManager[object]:
         return nullcontext() if self._gate is None else self._gate
 
+    def schema_current(self) -> tuple[bool, str]:
+        """Whether the schema is at the newest revision this code knows, and a word on it.
+        Raises UnavailableError when the database cannot be reached."""
+        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+        with _outages(), self.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        if current == heads:
+            return True, f"schema at {', '.join(sorted(heads))}"
+        return False, (f"schema at {', '.join(sorted(current)) or 'nothing'}, "
+                       f"this server needs {', '.join(sorted(heads))}")
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to call from several processes."""
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
+            config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
@@ -136,6 +148,12 @@ class Database:
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
 
 
 @contextmanager

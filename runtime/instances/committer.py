@@ -78,7 +78,7 @@ class GroupCommitter:
         if together:  # counted once the others are on their way
             metrics.COMMITS.inc()
             metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-            metrics.COMMIT_WRITES.observe(len(batch))
+            metrics.COMMIT_WRITES.inc(len(batch))
         return queued.outcome()
 
     def _write(self, batch: list[_Queued]) -> bool:

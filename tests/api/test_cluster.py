@@ -314,7 +314,7 @@ def test_three_nodes_one_killed_mid_load_lose_nothing_and_deliver_every_timer_on
     # services it cut off failed there first.
     for slug in stuck:
         assert api.ok("POST", f"/machines/clustered/i/{slug}/events",
-                      {"event": "poke"})["states"] == ["live"]
+                      {"event": "poke"})["state"] == "live"
         types = [e["event"]["type"] for e in transitions(api, slug)]
         assert types[-1] == "poke"
         assert any(t.startswith("error.platform.clustered.waiting") for t in types)

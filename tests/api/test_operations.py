@@ -92,7 +92,7 @@ def test_metrics_count_a_known_load(server: Server, api: Api) -> None:
     # 4 creations, 8 events and a timer each ran a step in the sandbox, and committed.
     assert delta(after, before, "backstate_step_sandbox_seconds_count") >= 13
     assert delta(after, before, "backstate_commits_total") >= 1
-    assert delta(after, before, "backstate_commit_writes_sum") >= 13
+    assert delta(after, before, "backstate_commit_writes_total") >= 13
     assert after.value("backstate_vms") >= 1
 
 

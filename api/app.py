@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.pool import QueuePool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import dashboard, errors, openapi
+from api import dashboard, errors, health, logs, openapi
+from api import metrics as metrics_route
 from api.bootstrap import open_database, server_secret
 from api.fastpath import EventFastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
@@ -27,6 +28,7 @@ from api.routes.migrations import MIGRATIONS_PATH
 from api.services import build_services
 from api.services.uploads import UPLOAD_PATH
 from api.settings import Settings
+from runtime import logcontext
 from runtime.clock import Clock, SystemClock
 from runtime.store import Database
 
@@ -77,7 +79,10 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_api_route("/healthz", _health, methods=["GET"], include_in_schema=False)
+    health.install(app, db)
+    token = None if settings.metrics_token is None else settings.metrics_token.get_secret_value()
+    app.add_api_route("/metrics", metrics_route.scrape(token),
+                      methods=["GET"], include_in_schema=False)
     dashboard.mount(app, settings)
     members.add_invitations(app)
     openapi.install(app)
@@ -94,10 +99,23 @@ class _Backstate(FastAPI):
     front: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.front is not None and scope["type"] == "http":
-            await self.front(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        # Each request runs in a task of its own: set here, the id is this request's alone.
+        request_id = logs.request_id(scope["headers"])
+        logcontext.REQUEST_ID.set(request_id)
+        header = (logs.REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        if self.front is not None:
+            await self.front(scope, receive, send_with_id)
+        else:
+            await super().__call__(scope, receive, send_with_id)
 
 
 @functools.cache  # once per process: its first app's start
@@ -144,10 +162,6 @@ async def _connections_returned(db: Database, timeout_s: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while pool.checkedout() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.01)
-
-
-async def _health() -> dict[str, bool]:
-    return {"ok": True}
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

@@ -93,18 +93,23 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from api.app import create_app
+    from api.logs import log_config
+    from api.metrics import multiprocess_dir
     from api.workers import serve_workers
 
     settings = _settings(args)
+    logging_config = log_config(settings.log_format, args.log_level) or LOGGING_CONFIG
     workers = args.workers if args.workers is not None else settings.workers
     if workers < 0:
         raise SystemExit("backstate: --workers must be at least 1 (or 0: one per CPU)")
     workers = workers or _cpus()
     if workers == 1:
         app = create_app(settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    log_config=logging_config)
         return 0
     # Migrate and make the server secret here, once, rather than in a race between workers;
     # each worker then builds its app from the environment (flags passed on as variables).
@@ -116,7 +121,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.database_url:
         os.environ["BACKSTATE_DATABASE_URL"] = args.database_url
     # Connections dealt to the workers in turn, not uvicorn's shared socket: see api/workers.py.
-    return serve_workers(workers, args.host, args.port, args.log_level, pin=settings.pin_workers)
+    # Their metrics add up through files in a folder of their own (api/metrics.py).
+    with multiprocess_dir():
+        return serve_workers(workers, args.host, args.port, args.log_level,
+                             pin=settings.pin_workers, log_config=logging_config)
 
 
 def _cpus() -> int:

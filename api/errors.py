@@ -7,12 +7,15 @@ ConflictError                   409      invalid-state / already-exists / instan
 PayloadTooLargeError            413      payload-too-large
 InvalidRequestError             400      invalid-parameter / no-migration-path
 UnsupportedError                501      not-implemented  (a feature this server lacks)
+UnavailableError                503      database-unavailable (try again, or another node)
 AuthError, MissingScopeError    403      unauthorized / missing-org / missing-scope
 RejectedByAuthorizerError       403      rejected-by-machine-authorizer
 BundleError                     400      invalid-bundle
 MachineError (and subclasses)   400      their own code
 request validation (FastAPI)    400      invalid-parameter, naming the parameter
 anything else                   500      internal-error (details only in the server log)
+
+Every error response is counted here, by status and code (`backstate_errors_total`).
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from runtime.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RejectedByAuthorizerError,
+    UnavailableError,
     UnsupportedError,
 )
+from runtime.metrics import error_answered
 
 log = logging.getLogger("backstate.api")
 
@@ -48,6 +53,7 @@ _STATUS: list[tuple[type[BackstateError], int]] = [
     (ConflictError, 409),
     (PayloadTooLargeError, 413),
     (UnsupportedError, 501),
+    (UnavailableError, 503),
     (InvalidRequestError, 400),
     (AuthError, 403),
     (RejectedByAuthorizerError, 403),
@@ -62,6 +68,7 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def error_response(
     status: int, message: str, code: str, parameter: str | None = None
 ) -> JSONResponse:
+    error_answered(status, code)
     body: dict[str, Any] = {"error": message, "code": code}
     if parameter is not None:
         body["parameter"] = parameter

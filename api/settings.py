@@ -129,6 +129,13 @@ class Settings(BaseSettings):
     # The dashboard's built assets (served at /dashboard/). Unset: dashboard/dist.
     dashboard_dir: str | None = None
 
+    # Operations (api/logs.py, api/metrics.py). "json": one JSON object per log line, with
+    # the request id and the instance where known. A token `/metrics` then requires as
+    # `Authorization: Bearer <token>` (unset: open; the metrics name no org, machine or
+    # instance, but say how busy the server is: keep it unset only where the port is private).
+    log_format: Literal["text", "json"] = "text"
+    metrics_token: SecretStr | None = None
+
     page_size: int = 100
     db_pool_size: int = 10
     # `backstate serve` processes sharing the port (0: one per CPU the process may use); steps

@@ -44,10 +44,13 @@ import time
 from multiprocessing.connection import wait
 from multiprocessing.context import SpawnProcess
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn._subprocess import get_subprocess
-from uvicorn.config import STARTUP_FAILURE
+from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
+
+from api.metrics import worker_died
 
 APP = "api.app:create_app"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -59,14 +62,19 @@ logger = logging.getLogger("uvicorn.error")
 
 
 def serve_workers(
-    workers: int, host: str, port: int, log_level: str, *, pin: bool = True
+    workers: int, host: str, port: int, log_level: str, *, pin: bool = True,
+    log_config: dict[str, Any] | None = None,
 ) -> int:
     """Serve the app from `workers` processes on host:port until SIGINT/SIGTERM; the exit code.
-    `pin`: pin each worker to a CPU when the workers divide evenly among them (`worker_cpus`)."""
+    `pin`: pin each worker to a CPU when the workers divide evenly among them (`worker_cpus`).
+    `log_config`: the logging set-up of each worker (`api/logs.py`; uvicorn's by default)."""
+    logging_config = log_config or LOGGING_CONFIG
     if not hasattr(socket, "send_fds"):
-        uvicorn.run(APP, factory=True, workers=workers, host=host, port=port, log_level=log_level)
+        uvicorn.run(APP, factory=True, workers=workers, host=host, port=port, log_level=log_level,
+                    log_config=logging_config)
         return 0
-    config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level=log_level)
+    config = uvicorn.Config(APP, factory=True, host=host, port=port, log_level=log_level,
+                            log_config=logging_config)
     try:
         listener = _listen(host, port, config.backlog)
     except OSError as exc:
@@ -221,6 +229,8 @@ class _Supervisor:
             logger.warning(
                 "Worker [%s] died (exit code %s); starting another.", child.pid, child.exitcode
             )
+            if child.pid is not None:
+                worker_died(child.pid)
             self.children[index] = self._spawn(index)
 
     def _stop_all(self) -> None:

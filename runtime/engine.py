@@ -19,7 +19,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from runtime import definitions
+from runtime import definitions, metrics
 from runtime.clock import Clock, SystemClock
 from runtime.errors import (
     BackstateError,
@@ -208,11 +208,14 @@ class Runtime:
             args = {**args, "key": key, "warm": taken.warm, "drop": taken.slot.take_drops()}
             if taken.warm:
                 del args["state"]   # the VM has it live: nothing to parse or restore
+        step = Step(taken.vm, self.limits, self.clock, self.fetcher)
         try:
-            result = Step(taken.vm, self.limits, self.clock, self.fetcher).run(args, on_commit)
+            result = step.run(args, on_commit)
         except BaseException:
             version.vms.discard(taken)
             raise
+        finally:
+            metrics.STEP_SECONDS.observe(step.vm_s)
         version.vms.release(taken, keep=_kept(key, seq, result))
         return result
 

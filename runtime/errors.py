@@ -21,6 +21,8 @@
     ├── HostCallError                   a malformed synchronous request from the guest
     ├── UnsupportedError                a feature this server does not have (or was set up
     │                                   without): says so rather than failing silently
+    ├── UnavailableError                the database could not be reached (connection refused,
+    │                                   lost or timed out); the request may be tried again
     └── MachineError                    running the machine failed; nothing was committed
         ├── ScriptError                 a JavaScript exception escaped to the host
         ├── ContextError                context not JSON, or over the size limit
@@ -123,6 +125,10 @@ class HostCallError(BackstateError):
 
 class UnsupportedError(BackstateError):
     code = "not-implemented"
+
+
+class UnavailableError(BackstateError):
+    code = "database-unavailable"
 
 
 class MachineError(BackstateError):

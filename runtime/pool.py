@@ -15,6 +15,8 @@ kept. VMs are recycled after `recycle_steps` steps or once their memory grew by
 `recycle_growth_bytes`; each keeps at most `live_per_vm` instances (the least recently used go
 first); and at most `idle_vms` idle VMs are kept across all versions, the least recently used
 going first, which bounds the memory warm VMs hold together.
+
+Counted (`runtime/metrics.py`): VMs alive, made, reset, dropped, and warm hits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from runtime import metrics
 from runtime.limits import RuntimeLimits
 from runtime.sandbox.snapshot import Snapshot
 from runtime.sandbox.vm import VM, Engine
@@ -109,6 +112,8 @@ class VersionPool:
         if taken is not None:
             return taken
         vm = self._pool._engine.clone(self._snapshot, self._pool._limits.memory_bytes)
+        metrics.VM_CLONES.inc()
+        metrics.VMS.inc()
         return Taken(Slot(vm, self), False)
 
     def _take_warm(self, key: str, seq: int | None) -> Taken | None:
@@ -118,6 +123,7 @@ class VersionPool:
         self._idle.remove(slot)
         self._pool._unpark(slot)
         self.warm_steps += 1
+        metrics.VM_WARM_HITS.inc()
         return Taken(slot, True)
 
     def release(self, taken: Taken, *, keep: tuple[str, int] | None = None) -> None:
@@ -126,7 +132,10 @@ class VersionPool:
         slot = taken.slot
         if not self._pool.warm:
             if slot.vm.reset():
+                metrics.VM_RESETS.inc()
                 self._idle_or_drop(slot)
+            else:   # it trapped or grew: dropped
+                _dropped()
             return
         slot.steps += 1
         limits = self._pool._limits
@@ -174,3 +183,9 @@ class VersionPool:
             if self._where.get(key) is slot:
                 del self._where[key]
         slot.live.clear()
+        _dropped()
+
+
+def _dropped() -> None:
+    metrics.VMS.dec()
+    metrics.VM_DROPS.inc()

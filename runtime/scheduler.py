@@ -20,6 +20,8 @@ due order: keeping them in order there is not done yet.
 If a delivery fails in a way that may pass (the machine threw, the instance is paused or busy),
 the timer is retried up to `RetryPolicy.attempts` times, `RetryPolicy.delay_s` apart, then
 dropped and logged. A delivery to an instance that no longer exists drops the timer at once.
+A delivery stopped by an unreachable database is neither: nothing of it was committed, and
+its claim, left as it is, expires and lets any process (this one too) deliver it again.
 """
 
 from __future__ import annotations
@@ -33,8 +35,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from runtime import metrics
 from runtime.clock import Clock
-from runtime.errors import ConflictError, MachineError, NotFoundError, RejectedByAuthorizerError
+from runtime.errors import (
+    ConflictError,
+    MachineError,
+    NotFoundError,
+    RejectedByAuthorizerError,
+    UnavailableError,
+)
 from runtime.store.timers import Claimed
 
 log = logging.getLogger("backstate.timers")
@@ -43,7 +52,9 @@ log = logging.getLogger("backstate.timers")
 class TimerSource(Protocol):
     """The database side, as coroutines (the caller runs the blocking work off the loop)."""
 
-    async def earliest_due(self) -> int | None: ...
+    async def earliest_due(self, now_ms: int) -> int | None:
+        """When a timer next becomes claimable (due and unclaimed, or its claim expired)."""
+        ...
 
     async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]: ...
 
@@ -52,7 +63,8 @@ class TimerSource(Protocol):
     async def drop(self, timer: Claimed) -> None: ...
 
 
-Deliver = Callable[[Claimed], Awaitable[None]]
+# Delivers a claimed timer; False if it had been cancelled, re-armed or delivered elsewhere.
+Deliver = Callable[[Claimed], Awaitable[bool | None]]
 # Told of each timer dropped after its last attempt, with why (the machine's logs show it).
 Dropped = Callable[[Claimed, str], None]
 
@@ -88,6 +100,7 @@ class Scheduler:
         self.delivered = 0
         self.dropped = 0
         self.looks = 0   # times the loop looked for due timers
+        self._unreachable = False
 
     # -- waking ---------------------------------------------------------------------------
     def notify(self) -> None:
@@ -105,9 +118,19 @@ class Scheduler:
             self._wake.clear()
             try:
                 wait = await self.run_once()
-            except Exception:   # the database may be briefly unavailable: try again later
+            except UnavailableError as exc:   # said once per outage, tried every poll
+                if not self._unreachable:
+                    log.warning("timers: the database is unreachable, trying again every "
+                                "%.1f s: %s", self._poll_s, exc)
+                self._unreachable = True
+                wait = self._poll_s
+            except Exception:
                 log.exception("timer scheduler iteration failed")
                 wait = self._poll_s
+            else:
+                if self._unreachable:
+                    log.warning("timers: the database is reachable again")
+                self._unreachable = False
             self.looks += 1
             await self._sleep(wait)
 
@@ -118,6 +141,8 @@ class Scheduler:
         room = self._batch - self._in_flight
         now = self._clock.now_ms()
         claimed = await self._source.claim_due(now, room)
+        if claimed:
+            metrics.TIMERS_CLAIMED.inc(len(claimed))
         self._in_flight += len(claimed)
         for timer in claimed:   # in due order
             queue = self._queues.get(timer.instance_id)
@@ -128,7 +153,7 @@ class Scheduler:
                 self._spawn(self._deliver_queue(timer.instance_id))
         if claimed and len(claimed) == room:
             return 0.0                        # more may be due right now
-        earliest = await self._source.earliest_due()
+        earliest = await self._source.earliest_due(self._clock.now_ms())
         if earliest is None:
             return self._poll_s
         return min(self._poll_s, max(0.0, (earliest - self._clock.now_ms()) / 1000.0))
@@ -171,15 +196,37 @@ class Scheduler:
 
     async def _deliver_one(self, timer: Claimed) -> None:
         try:
-            await self._deliver(timer)
-            self.delivered += 1
-        except NotFoundError:
-            await self._source.drop(timer)
-        except Exception as exc:
-            await self._failed(timer, exc)
+            await self._attempt(timer)
+        except UnavailableError as exc:   # delivering it, or settling a failed delivery
+            metrics.TIMERS_DEFERRED.inc()
+            log.warning("timer %r of instance %s not delivered, the database is unreachable "
+                        "(delivered again once its claim expires): %s", timer.send_id,
+                        timer.instance_id, exc)
+        except Exception:   # settling failed: the claim expires and it is delivered again
+            log.exception("timer %r of instance %s: settling its delivery failed",
+                          timer.send_id, timer.instance_id)
         finally:
             self._in_flight -= 1
             self._wake.set()
+
+    async def _attempt(self, timer: Claimed) -> None:
+        try:
+            delivered = await self._deliver(timer)
+        except NotFoundError:
+            metrics.TIMERS_DROPPED_GONE.inc()
+            await self._source.drop(timer)
+            return
+        except UnavailableError:
+            raise
+        except Exception as exc:
+            await self._failed(timer, exc)
+            return
+        if delivered is False:
+            metrics.TIMERS_SUPERSEDED.inc()
+            return
+        self.delivered += 1
+        metrics.TIMERS_DELIVERED.inc()
+        metrics.TIMER_LATENESS.observe(max(0, self._clock.now_ms() - timer.due_at_ms) / 1000)
 
     async def _failed(self, timer: Claimed, exc: BaseException) -> None:
         attempt = timer.attempts + 1
@@ -189,8 +236,10 @@ class Scheduler:
                         "%s", timer.send_id, timer.instance_id, attempt, self._retry.attempts,
                         self._retry.delay_s, exc)
             await self._source.retry(timer, due)
+            metrics.TIMERS_RETRIED.inc()
             return
         self.dropped += 1
+        metrics.TIMERS_DROPPED_FAILED.inc()
         log.error("timer %r of instance %s dropped after %d attempt(s): %s", timer.send_id,
                   timer.instance_id, attempt, exc)
         if self._on_dropped is not None:

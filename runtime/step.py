@@ -19,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import secrets
+import time
 from typing import Any, Literal
 
 from runtime.clock import Clock
@@ -60,6 +61,7 @@ class Step:
         self.logs: list[LogLine] = []
         self.running: list[str] = []
         self.outcomes: list[EventOutcome] = []
+        self.vm_s = 0.0   # time in the VM: its calls and promise jobs (runtime/metrics.py)
 
     # -- single calls ---------------------------------------------------------------------
     def call(self, args: dict[str, Any]) -> Reply:
@@ -67,7 +69,13 @@ class Step:
         if "seed" not in args and args.get("op") in ("create", "send", "read"):
             args = {**args, "now": self.clock.now_ms(), "seed": secrets.token_hex(32)}
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        reply: dict[str, Any] = json.loads(self.vm.call(encode_request(args)))
+        request = encode_request(args)
+        started = time.perf_counter()
+        try:
+            answer = self.vm.call(request)
+        finally:
+            self.vm_s += time.perf_counter() - started
+        reply: dict[str, Any] = json.loads(answer)
         if "error" in reply:
             self._collect_logs(reply["error"].get("logs", []))
         self._check_memory()
@@ -116,7 +124,11 @@ class Step:
 
     def _run_jobs(self) -> int:
         self.vm.set_deadline(min(self.limits.slice_s, max(self.remaining(), 0.001)))
-        ran = self.vm.run_jobs()
+        started = time.perf_counter()
+        try:
+            ran = self.vm.run_jobs()
+        finally:
+            self.vm_s += time.perf_counter() - started
         self._check_memory()
         return ran
 

@@ -18,10 +18,12 @@ fails, with its own error.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import metrics
 from runtime.errors import ConflictError
 from runtime.store import Database
 from runtime.store.prepared import RawTransaction
@@ -64,29 +66,37 @@ class GroupCommitter:
                 return queued.outcome()
             self._writing = True
             batch, self._queue = self._queue, []
+        started = time.perf_counter()
         try:
-            self._write(batch)
+            together = self._write(batch)
         finally:
             with self._ready:
                 self._writing = False
                 for item in batch:
                     item.done = True
                 self._ready.notify_all()
+        if together:  # counted once the others are on their way
+            metrics.COMMITS.inc()
+            metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+            metrics.COMMIT_WRITES.inc(len(batch))
         return queued.outcome()
 
-    def _write(self, batch: list[_Queued]) -> None:
+    def _write(self, batch: list[_Queued]) -> bool:
+        """Write the batch; whether it committed as one transaction."""
         try:
             outcomes = self._together(batch)
         except BaseException:
             if len(batch) == 1:
                 raise
+            metrics.COMMIT_SPLITS.inc()
             for item in batch:
                 self._alone(item)
-            return
+            return False
         for item, (result, error) in zip(batch, outcomes, strict=True):
             item.result, item.error = result, error
         self.batches += 1
         self.writes += len(batch)
+        return True
 
     def _together(self, batch: list[_Queued]) -> list[Outcome]:
         outcomes: list[Outcome] = []

@@ -29,11 +29,13 @@ import functools
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from runtime import metrics
 from runtime.clock import Clock
 from runtime.engine import LoadedVersion, ReadVerdicts, Runtime
 from runtime.errors import (
@@ -149,6 +151,7 @@ class Instances:
                                    auth_context)
         work = Work(self._run_alone, payload=create)
         state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        metrics.INSTANCES_CREATED.inc()
         return state
 
     def _create(self, org_id: uuid.UUID, machine: str, instance: str,
@@ -173,22 +176,29 @@ class Instances:
         """Deliver one event, authorized by the instance's `allowWrite`, and settle; the
         resulting state. Events that queue for one instance meanwhile run together
         (`mailbox.py`), each still its own transition, failing alone."""
-        self._check_event_size(event)
-        target = Target.named(org_id, machine, instance)
-        delivery = Delivery(event, auth_context)
-        work = Work(self._run_events, batchable=True, payload=(target, delivery, (org_id, machine)))
-        state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        started = time.perf_counter()
+        try:
+            self._check_event_size(event)
+            target = Target.named(org_id, machine, instance)
+            delivery = Delivery(event, auth_context)
+            work = Work(self._run_events, batchable=True,
+                        payload=(target, delivery, (org_id, machine)))
+            state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
+        except Exception:
+            metrics.event_answered(started, ok=False)
+            raise
+        metrics.event_answered(started, ok=True)
         return state
 
-    async def deliver_timer(self, timer: Claimed) -> None:
+    async def deliver_timer(self, timer: Claimed) -> bool:
         """Deliver a due durable timer through the path of a client event, as the machine's
-        own event (no authorizer). A timer cancelled, re-armed or delivered by another process
-        meanwhile is dropped quietly; anything else raises for the scheduler to retry
-        (machine failure, paused or busy instance) or drop (instance gone)."""
+        own event (no authorizer); whether it was. A timer cancelled, re-armed or delivered by
+        another process meanwhile is dropped quietly (False); anything else raises for the
+        scheduler to retry (machine failure, paused or busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
         if timer.delivery is not None:
             await self._deliver_outbox(timer)
-            return
+            return True
         body = functools.partial(self._events_body, (timer.org_id, timer.machine),
                                  [Delivery(timer.event, {}, trusted=True)])
         run = functools.partial(self._runner.existing, Target.with_id(timer.instance_id), body,
@@ -197,7 +207,8 @@ class Instances:
             await self._mail.submit((timer.org_id, timer.machine, timer.instance),
                                     Work(self._run_alone, payload=run))
         except TimerSupersededError:
-            return
+            return False
+        return True
 
     async def _deliver_outbox(self, timer: Claimed) -> None:
         """Create a persistent child or deliver an event to another instance (`outbox.py`)

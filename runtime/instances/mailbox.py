@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from runtime import logcontext
+
 
 @dataclass(eq=False)
 class Work:
@@ -41,6 +43,7 @@ class Mailboxes:
 
     async def submit(self, key: Hashable, work: Work) -> Any:
         """Queue `work` behind the instance's earlier work; its result once it ran."""
+        logcontext.INSTANCE.set(key)   # for this task's log lines, and the drain it may start
         box = self._boxes.get(key)
         if box is None:
             box = self._boxes[key] = deque()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
+import contextvars
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -23,8 +24,9 @@ class Threads:
         self._pool = cf.ThreadPoolExecutor(max_workers=count, thread_name_prefix=name)
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """`fn()` on one of the threads; its result or exception."""
-        work = self._pool.submit(fn)
+        """`fn()` on one of the threads, in the caller's context (its log context,
+        `runtime/logcontext.py`: an O(1) copy); its result or exception."""
+        work = self._pool.submit(contextvars.copy_context().run, fn)
         try:
             return await asyncio.wrap_future(work)
         except asyncio.CancelledError:

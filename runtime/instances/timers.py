@@ -23,8 +23,8 @@ class TimerTable:
         # again after this.
         self._claim_ms = claim_ms
 
-    async def earliest_due(self) -> int | None:
-        return await self._threads.run(self._earliest_due)
+    async def earliest_due(self, now_ms: int) -> int | None:
+        return await self._threads.run(functools.partial(self._earliest_due, now_ms))
 
     async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
         return await self._threads.run(functools.partial(self._claim_due, now_ms, limit))
@@ -35,9 +35,9 @@ class TimerTable:
     async def drop(self, timer: Claimed) -> None:
         await self._threads.run(functools.partial(self._drop, timer))
 
-    def _earliest_due(self) -> int | None:
+    def _earliest_due(self, now_ms: int) -> int | None:
         with self._db.read() as session:
-            return timer_rows.earliest_due(session)
+            return timer_rows.earliest_due(session, now_ms)
 
     def _claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
         with self._db.transaction() as session:

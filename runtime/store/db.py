@@ -15,10 +15,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from runtime.store.outages import unavailable
 from runtime.store.prepared import RawTransaction, raw_transaction
 from runtime.store.rawpool import RawPool
 from runtime.store.sqlite import (
@@ -65,16 +68,20 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    # Each way in below raises UnavailableError when the database cannot be reached
+    # (`outages.py`): a lost connection is no bug of the request's, and no reason to drop a
+    # timer.
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work commits on success and rolls back on any exception."""
-        with self._writing(), self._sessions() as session, session.begin():
+        with _outages(), self._writing(), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads only (it must not write): on SQLite it takes no write lock."""
-        with self._read_sessions() as session, session.begin():
+        with _outages(), self._read_sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -86,29 +93,49 @@ class Database:
         power loss may undo harmlessly); a later synced commit syncs it too."""
         begin = "BEGIN IMMEDIATE" if self._gate is not None else None
         pool = self._raw_pool if synced or not self.durable else self._unsynced_pool
-        with (
-            self._writing(),
-            raw_transaction(pool, begin=begin, autocommit=autocommit) as transaction,
-        ):
-            yield transaction
+        try:  # as `_outages()` does, without a context manager more on the hot path
+            with (
+                self._writing(),
+                raw_transaction(pool, begin=begin, autocommit=autocommit) as transaction,
+            ):
+                yield transaction
+        except Exception as exc:
+            if (outage := unavailable(exc)) is not None:
+                raise outage from exc
+            raise
 
     @contextmanager
     def raw_read(self) -> Iterator[RawTransaction]:
         """Standalone `Prepared` reads (see `raw`): no transaction, no writer gate (on SQLite,
         in WAL mode, each statement reads a committed snapshot and never waits for a writer)."""
-        with raw_transaction(self._raw_pool, begin=None, autocommit=True) as transaction:
-            yield transaction
+        try:
+            with raw_transaction(self._raw_pool, begin=None, autocommit=True) as transaction:
+                yield transaction
+        except Exception as exc:
+            if (outage := unavailable(exc)) is not None:
+                raise outage from exc
+            raise
 
     def _writing(self) -> AbstractContextManager[object]:
         return nullcontext() if self._gate is None else self._gate
+
+    def schema_current(self) -> tuple[bool, str]:
+        """Whether the schema is at the newest revision this code knows, and a word on it.
+        Raises UnavailableError when the database cannot be reached."""
+        heads = set(ScriptDirectory.from_config(_alembic_config()).get_heads())
+        with _outages(), self.engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+        if current == heads:
+            return True, f"schema at {', '.join(sorted(heads))}"
+        return False, (f"schema at {', '.join(sorted(current)) or 'nothing'}, "
+                       f"this server needs {', '.join(sorted(heads))}")
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision; safe to call from several processes."""
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_ID})
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
+            config = _alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
             conn.commit()
@@ -121,6 +148,22 @@ class Database:
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+@contextmanager
+def _outages() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        if (outage := unavailable(exc)) is not None:
+            raise outage from exc
+        raise
 
 
 def _create_engine(

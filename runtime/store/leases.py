@@ -197,16 +197,19 @@ def stand_in_line(
     tx.execute(_STAND_IN_LINE, {"instance_id": instance_id, **params})
 
 
-def renew(tx: RawTransaction, leases: Collection[Lease], *, now_ms: int, ttl_ms: int) -> int:
-    """Extend held leases; how many are still ours (a lost one needs no action here: its
-    holder's next fenced commit is refused)."""
+def renew(
+    tx: RawTransaction, leases: Collection[Lease], *, now_ms: int, ttl_ms: int
+) -> list[Lease]:
+    """Extend held leases; those still ours (a lost one needs no action here: its holder's
+    next fenced commit is refused)."""
     expires = now_ms + ttl_ms
-    return sum(
-        tx.execute(
+    return [
+        lease
+        for lease in leases
+        if tx.execute(
             _RENEW, {"instance_id": lease.instance_id, "token": lease.token, "expires_at": expires}
         )
-        for lease in leases
-    )
+    ]
 
 
 def release(tx: RawTransaction, lease: Lease) -> None:

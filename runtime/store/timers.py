@@ -47,9 +47,22 @@ class Claimed:
     delivery: dict[str, Any] | None = None   # an outbox entry (runtime/instances/outbox.py)
 
 
-def earliest_due(session: Session) -> int | None:
-    value: int | None = session.scalar(select(func.min(Timer.due_at_ms)))
-    return value
+def earliest_due(session: Session, now_ms: int) -> int | None:
+    """When a timer next becomes claimable: the earliest due time of the unclaimed ones, or
+    just after the earliest expiry of a claim (a claim whose process died). A claimed timer's
+    own due time, past already, says nothing of when to look again: counting it made every
+    scheduler look again at once, in a loop, for as long as any due timer stayed claimed (a
+    delivery waiting for its instance, another process's deliveries)."""
+    unclaimed = session.scalar(
+        select(Timer.due_at_ms).where(Timer.claimed_by.is_(None))
+        .order_by(Timer.due_at_ms).limit(1))
+    # Only due timers are ever claimed (and re-arming one clears its claim), so the claimed
+    # rows are among the due ones: the due-time index finds them.
+    expiry = session.scalar(
+        select(func.min(Timer.claim_expires_at))
+        .where(Timer.due_at_ms <= now_ms, Timer.claimed_by.is_not(None)))
+    times = [unclaimed, None if expiry is None else expiry + 1]
+    return min((t for t in times if t is not None), default=None)
 
 
 def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 from runtime.clock import FakeClock
-from runtime.errors import ConflictError, MachineError, NotFoundError
+from runtime.errors import ConflictError, MachineError, NotFoundError, UnavailableError
 from runtime.scheduler import RetryPolicy, Scheduler
 from runtime.store.timers import Claimed
 
@@ -27,7 +27,7 @@ class MemorySource:
         tid = len(self.timers) + len(self.dropped) + 1
         self.timers[tid] = Claimed(tid, instance, send_id, {"type": send_id}, due, 0, "")
 
-    async def earliest_due(self) -> int | None:
+    async def earliest_due(self, now_ms: int) -> int | None:
         return min((t.due_at_ms for t in self.timers.values()), default=None)
 
     async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
@@ -223,4 +223,41 @@ def test_a_later_claim_of_an_instance_waits_for_its_earlier_timers():
         await s.drain()
         assert log[3:] == ["end a1", "start a2", "end a2"]
         await s.aclose()
+    asyncio.run(go())
+
+
+def test_an_unreachable_database_leaves_the_claim_to_expire_and_counts_no_attempt():
+    """Nothing of a delivery stopped by an outage was committed, and settling it (a retry or a
+    drop) would need the database too: the claim stays, expires, and any process delivers the
+    timer again, without it counting as a failed attempt."""
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        source.arm(A, "t", 0)
+        calls = []
+
+        async def deliver(t: Claimed) -> None:
+            calls.append(t.send_id)
+            raise UnavailableError("the database is unreachable")
+
+        s = scheduler(source, clock, deliver, retry=RetryPolicy(attempts=1, delay_s=30))
+        await s.run_once()
+        await s.drain()
+        assert calls == ["t"]
+        assert source.dropped == [] and source.timers == {}   # neither dropped nor re-armed
+        assert s.dropped == 0 and s.delivered == 0
+    asyncio.run(go())
+
+
+def test_a_superseded_delivery_is_not_counted_delivered():
+    async def go():
+        clock, source = FakeClock(0, autojump=False), MemorySource()
+        source.arm(A, "t", 0)
+
+        async def deliver(t: Claimed) -> bool:
+            return False   # re-armed, cancelled or delivered elsewhere meanwhile
+
+        s = scheduler(source, clock, deliver)
+        await s.run_once()
+        await s.drain()
+        assert s.delivered == 0 and source.dropped == []
     asyncio.run(go())

@@ -58,8 +58,18 @@ def test_claims_only_due_timers_earliest_first(db: Database):
     claimed = claim(db, 250)
     assert [t.send_id for t in claimed] == ["a", "b"]
     assert claimed[0].instance == "i" and claimed[0].machine.startswith("m")   # for its lock
+    with db.transaction() as s:   # the claimed ones say nothing: the next unclaimed does
+        assert timer_store.earliest_due(s, 250) == 300
+
+
+def test_earliest_due_of_claimed_timers_is_just_after_their_claim_expires(db: Database):
+    inst = make_instance(db)
+    arm(db, inst, "t", 100)
     with db.transaction() as s:
-        assert timer_store.earliest_due(s) == 100
+        assert timer_store.earliest_due(s, 50) == 100
+    claim(db, 200)   # claims for 1000 ms: expires at 1200
+    with db.transaction() as s:
+        assert timer_store.earliest_due(s, 200) == 1201
 
 
 def test_a_claimed_timer_is_not_claimed_again_until_its_claim_expires(db: Database):

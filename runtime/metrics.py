@@ -107,9 +107,14 @@ TIMERS_DEFERRED = Counter("backstate_timers_deferred",
                           "Deliveries stopped by an unreachable database: the claim expires "
                           "and the timer is delivered again, by any process")
 
-# --- WebSockets: connections open and opened, frames sent and received come with `/rt` (#15),
-# counted where its connections are accepted. Not defined before: a series always at zero
-# would say there were none.
+# --- WebSockets (api/realtime/connection.py) -------------------------------------------------
+WEBSOCKETS = Gauge("backstate_websocket_connections", "/rt connections open",
+                   multiprocess_mode="livesum")
+WEBSOCKETS_OPENED = Counter("backstate_websocket_connections_opened", "/rt connections accepted")
+WEBSOCKET_FRAMES = Counter("backstate_websocket_frames", "/rt frames, by direction",
+                           ["direction"])
+WEBSOCKET_FRAMES_SENT = WEBSOCKET_FRAMES.labels("sent")
+WEBSOCKET_FRAMES_RECEIVED = WEBSOCKET_FRAMES.labels("received")
 
 # --- errors (api/errors.py: the one place errors become HTTP) --------------------------------
 ERRORS = Counter("backstate_errors", "Error responses, by HTTP status and error code",

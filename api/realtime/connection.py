@@ -28,6 +28,7 @@ from uvicorn.protocols.utils import ClientDisconnected
 from api.auth import Principal
 from api.realtime import protocol
 from api.realtime.outbox import Outbox
+from runtime import metrics
 from runtime.errors import BackstateError, InvalidRequestError
 from runtime.realtime import Change, Hub, Readers, Topic
 from runtime.realtime.readers import context_key
@@ -88,6 +89,8 @@ class Connection:
 
     async def serve(self) -> None:
         """Serve the connection until the client leaves or goes idle."""
+        metrics.WEBSOCKETS_OPENED.inc()
+        metrics.WEBSOCKETS.inc()
         receiver = asyncio.ensure_future(self._receive_loop())
         sender = asyncio.ensure_future(self._send_loop())
         try:
@@ -102,6 +105,7 @@ class Connection:
             await asyncio.gather(receiver, sender, return_exceptions=True)
             for sub in list(self._subscriptions.values()):
                 self._end(sub)
+            metrics.WEBSOCKETS.dec()
 
     # --- receiving -----------------------------------------------------------------------
 
@@ -114,6 +118,7 @@ class Connection:
                 return
             if message["type"] == "websocket.disconnect":
                 return
+            metrics.WEBSOCKET_FRAMES_RECEIVED.inc()
             await self._handle(message.get("text"), message.get("bytes"))
 
     async def _handle(self, text: str | None, data: bytes | None) -> None:
@@ -196,7 +201,7 @@ class Connection:
         while True:
             sub, item = await self._outbox.get()
             if isinstance(item, str):
-                await self._socket.send_text(item)
+                await self._send(item)
                 continue
             assert isinstance(sub, Subscription)
             verdict = await self._readers.verdict(sub.origin, item, self._context,
@@ -204,10 +209,14 @@ class Connection:
             if sub.closed:
                 continue
             if verdict is None:
-                await self._socket.send_text(item.frame(sub.machine, sub.instance))
+                await self._send(item.frame(sub.machine, sub.instance))
                 continue
             for request_id in list(sub.request_ids):
-                await self._socket.send_text(protocol.error_frame(request_id, verdict))
+                await self._send(protocol.error_frame(request_id, verdict))
+
+    async def _send(self, frame: str) -> None:
+        await self._socket.send_text(frame)
+        metrics.WEBSOCKET_FRAMES_SENT.inc()
 
     async def _close(self, code: int, reason: str) -> None:
         # A client that stopped reading may never take the close frame: do not wait forever.

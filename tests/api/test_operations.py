@@ -23,6 +23,7 @@ from api.app import create_app
 from api.bootstrap import init, open_database
 from api.logs import JsonFormatter
 from api.settings import Settings
+from api.tokens import mint
 from runtime import logcontext
 from runtime.engine import Runtime
 from tests.api.test_workers import wait_until as wait_for_process
@@ -33,6 +34,7 @@ from tests.support.client import Api, assert_error
 from tests.support.databases import postgres_schema, postgres_url
 from tests.support.metrics import Scrape, scrape
 from tests.support.proxy import cuttable
+from tests.support.realtime import Realtime
 from tests.support.server import REPO, _wait_healthy, free_port, run_server
 
 RINGER = """
@@ -94,6 +96,28 @@ def test_metrics_count_a_known_load(server: Server, api: Api) -> None:
     assert delta(after, before, "backstate_commits_total") >= 1
     assert delta(after, before, "backstate_commit_writes_total") >= 13
     assert after.value("backstate_vms") >= 1
+
+
+def test_metrics_count_websocket_connections_and_frames(server: Server, api: Api) -> None:
+    api.create_machine("counter", COUNTER)
+    api.create_instance("counter", "w")
+    before = scrape(server.url)
+    token = mint(server.admin.key_id, server.admin.secret, act={"sub": "watcher"})
+    with Realtime(server.url, token) as rt:
+        rt.subscribe("counter", "w")
+        rt.update()                                   # the current state
+        assert api.send("counter", "w", {"type": "inc"}).status_code == 200
+        rt.update()                                   # the new one
+        rt.ping()
+        wait_for(lambda: delta(scrape(server.url), before,
+                               "backstate_websocket_frames_total", direction="received") == 2,
+                 "the subscribe and the ping counted")
+        during = scrape(server.url)
+        assert delta(during, before, "backstate_websocket_connections_opened_total") == 1
+        assert delta(during, before, "backstate_websocket_connections") == 1
+        assert delta(during, before, "backstate_websocket_frames_total", direction="sent") == 2
+    wait_for(lambda: delta(scrape(server.url), before, "backstate_websocket_connections") == 0,
+             "the closed connection no longer counted")
 
 
 def test_the_metrics_token_guards_metrics(settings: Settings, shared_runtime: Runtime) -> None:

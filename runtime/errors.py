@@ -70,6 +70,11 @@ class InstanceChangedError(ConflictError):
     code = "instance-busy"
 
 
+class ChangedAfterWritesError(InstanceChangedError):
+    """An instance changed, found only after some of a commit's writes: unlike its parent,
+    the transaction holding them must be rolled back (see the group committer)."""
+
+
 class TimerSupersededError(ConflictError):
     code = "timer-superseded"
 

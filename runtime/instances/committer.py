@@ -10,9 +10,10 @@ company; under load the sync (the cost of durability) is shared by every step th
 Each write is still fenced on its own: the strategies check their condition before they write
 (`runtime/store/commits.py`), so one that lost its lease, its compare-and-set or its timer
 claim raises a ConflictError having written nothing, and fails alone. Any other failure (a
-constraint, a lost connection, a failed sync) leaves the batch's outcome unknown: it is rolled
-back and every write of it is retried in a transaction of its own, so only a faulty write
-fails, with its own error.
+constraint, a lost connection, a failed sync, a conflict found after writing:
+ChangedAfterWritesError) leaves the batch's outcome unknown or half written: it is rolled back
+and every write of it is retried in a transaction of its own, so only a faulty write fails,
+with its own error.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime import metrics
-from runtime.errors import ConflictError
+from runtime.errors import ChangedAfterWritesError, ConflictError
 from runtime.store import Database
 from runtime.store.prepared import RawTransaction
 
@@ -104,6 +105,8 @@ class GroupCommitter:
             for item in batch:
                 try:
                     outcomes.append((item.write(tx), None))
+                except ChangedAfterWritesError:
+                    raise   # its writes are in the transaction: all roll back, each goes alone
                 except ConflictError as exc:  # checked before writing: this write alone fails
                     outcomes.append((None, exc))
         return outcomes

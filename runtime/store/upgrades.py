@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from runtime.errors import InstanceChangedError
+from runtime.errors import ChangedAfterWritesError
 from runtime.store.models import Instance, Timer, table
 from runtime.store.prepared import Prepared, RawTransaction
 
@@ -28,10 +28,11 @@ _SWITCH = Prepared(
 
 def switch_version(tx: RawTransaction, instance_id: uuid.UUID, to_version_id: uuid.UUID) -> None:
     """Move the instance to `to_version_id`, the desired version it was upgraded to, in the
-    transaction of the upgrade's transition; InstanceChangedError (rolling it back) if the
-    desired version changed meanwhile."""
+    transaction of the upgrade's transition; ChangedAfterWritesError (found after the
+    transition's writes, so the transaction is rolled back) if the desired version changed."""
     if tx.execute(_SWITCH, {"instance_id": instance_id, "to_version_id": to_version_id}) != 1:
-        raise InstanceChangedError("the instance's desired version changed during its upgrade")
+        raise ChangedAfterWritesError(
+            "the instance's desired version changed during its upgrade")
 
 
 def set_desired(

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from api.bootstrap import open_database
 from api.settings import Settings
-from runtime.errors import ConflictError
+from runtime.errors import ChangedAfterWritesError, ConflictError
 from runtime.instances.committer import GroupCommitter
 from runtime.results import Macrostep, PublicState
 from runtime.store import Database, commits
@@ -135,6 +135,20 @@ def test_a_write_failing_in_the_database_is_retried_alone_and_fails_alone(db: Da
     outcomes = run_together(GroupCommitter(db), [fenced(leases[0], "a"), broken,
                                                  fenced(leases[2], "c")])
     assert isinstance(outcomes[1], db.engine.dialect.loaded_dbapi.IntegrityError)
+    assert [outcomes[0].view["state"], outcomes[2].view["state"]] == ["a", "c"]
+    assert states(db)[leases[1].instance_id] == "one"  # its half write was rolled back
+
+
+def test_a_conflict_found_after_writing_rolls_back_only_its_writes(db: Database) -> None:
+    leases = leased_instances(db, 3)
+
+    def changed(tx: RawTransaction) -> commits.Committed:
+        fenced(leases[1], "half")(tx)   # writes, then finds the instance changed (an upgrade
+        raise ChangedAfterWritesError("desired version changed")   # whose switch is refused)
+
+    outcomes = run_together(GroupCommitter(db), [fenced(leases[0], "a"), changed,
+                                                 fenced(leases[2], "c")])
+    assert isinstance(outcomes[1], ChangedAfterWritesError)
     assert [outcomes[0].view["state"], outcomes[2].view["state"]] == ["a", "c"]
     assert states(db)[leases[1].instance_id] == "one"  # its half write was rolled back
 

@@ -137,6 +137,9 @@ class VersionPool:
             else:   # it trapped or grew: dropped
                 _dropped()
             return
+        if slot.vm.dead:   # a limit stopped it at the step's end (the services cut off)
+            self.discard(taken)
+            return
         slot.steps += 1
         limits = self._pool._limits
         grown = slot.vm.linear_memory() - self._snapshot.size

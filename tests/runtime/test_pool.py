@@ -85,6 +85,19 @@ def test_a_failed_step_drops_its_vm_and_what_it_kept(rt: Runtime) -> None:
     assert version.vms.warm_steps == before
 
 
+def test_a_vm_that_trapped_at_the_end_of_a_step_is_never_given_out_again(rt: Runtime) -> None:
+    """A step whose settle window ran out returns normally (its services cut off) although
+    the interrupt killed its VM: that VM must not serve the next step."""
+    version = rt.compile(COUNTER)
+    taken = version.vms.acquire()
+    taken.vm.dead = "wasm trap: interrupt"   # as the window's deadline leaves it
+    version.vms.release(taken)
+    for _ in range(3):
+        again = version.vms.acquire()
+        assert again.vm is not taken.vm and not again.vm.dead
+        version.vms.release(again)
+
+
 def test_a_vm_keeps_a_bounded_number_of_instances(rt: Runtime) -> None:
     version = rt.compile(COUNTER)
     made = [Instance(rt, version, key) for key in "abc"]   # live_per_vm = 2: "a" goes

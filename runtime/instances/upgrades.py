@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -44,7 +42,7 @@ from runtime.errors import (
     NotFoundError,
     UpgradeFailedError,
 )
-from runtime.instances.versions import Versions, bundle_source
+from runtime.instances.versions import Compiled, Versions, bundle_source
 from runtime.migrations import Graph, Hop, PendingTimer, Upgraded, load_migration, upgrade
 from runtime.results import CommitHook, LogLine, Macrostep, StepResult
 from runtime.store import Database
@@ -213,32 +211,17 @@ class _UpgradeFirst:
         self._commits(steps)
 
 
-class _Migrations:
-    """The migrations this process keeps loaded: migration id -> its VMs' snapshot and pool,
-    least recently used first out (as `versions.Versions` keeps versions)."""
+class _Migrations(Compiled):
+    """The migrations this process keeps loaded: migration id -> its VMs' snapshot and pool."""
 
     def __init__(self, db: Database, runtime: Runtime, *, size: int):
-        self._db = db
-        self._runtime = runtime
-        self._size = size
-        self._loaded: OrderedDict[uuid.UUID, LoadedVersion] = OrderedDict()
-        self._lock = threading.Lock()
+        def load(migration_id: uuid.UUID) -> LoadedVersion:
+            with db.read() as session:
+                gzipped = migration_rows.bundle_of(session, migration_id)
+            try:
+                return load_migration(runtime, bundle_source(gzipped))
+            except BundleError as exc:  # finalized once, so only a changed runtime gets here
+                raise UpgradeFailedError(f"migration {migration_id} no longer loads: "
+                                         f"{exc.message}") from exc
 
-    def get(self, migration_id: uuid.UUID) -> LoadedVersion:
-        with self._lock:
-            loaded = self._loaded.get(migration_id)
-            if loaded is not None:
-                self._loaded.move_to_end(migration_id)
-                return loaded
-        with self._db.read() as session:
-            gzipped = migration_rows.bundle_of(session, migration_id)
-        try:
-            loaded = load_migration(self._runtime, bundle_source(gzipped))
-        except BundleError as exc:  # finalized once, so only a changed runtime gets here
-            raise UpgradeFailedError(f"migration {migration_id} no longer loads: "
-                                     f"{exc.message}") from exc
-        with self._lock:
-            self._loaded[migration_id] = loaded
-            while len(self._loaded) > self._size:
-                self._loaded.popitem(last=False)
-        return loaded
+        super().__init__(load, size=size)

@@ -11,6 +11,7 @@ import gzip
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 
 from runtime.engine import LoadedVersion, Runtime
 from runtime.errors import BundleError
@@ -18,29 +19,39 @@ from runtime.store import Database
 from runtime.store import versions as version_store
 
 
-class Versions:
-    def __init__(self, db: Database, runtime: Runtime, *, size: int):
-        self._db = db
-        self._runtime = runtime
+class Compiled:
+    """id -> `LoadedVersion`, least recently used first out, each loaded by `load` (blocking:
+    it may read the database and compile) on its first use. Versions and migrations (see
+    upgrades.py) are both kept in one of these."""
+
+    def __init__(self, load: Callable[[uuid.UUID], LoadedVersion], *, size: int):
+        self._load = load
         self._size = size
         self._loaded: OrderedDict[uuid.UUID, LoadedVersion] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, version_id: uuid.UUID) -> LoadedVersion:
-        """The version, compiled; blocking (may read the database and compile)."""
+    def get(self, key: uuid.UUID) -> LoadedVersion:
         with self._lock:
-            loaded = self._loaded.get(version_id)
+            loaded = self._loaded.get(key)
             if loaded is not None:
-                self._loaded.move_to_end(version_id)
+                self._loaded.move_to_end(key)
                 return loaded
-        with self._db.read() as session:
-            gzipped = version_store.bundle_of(session, version_id)
-        loaded = self._runtime.compile(bundle_source(gzipped))
+        loaded = self._load(key)
         with self._lock:
-            self._loaded[version_id] = loaded
+            self._loaded[key] = loaded
             while len(self._loaded) > self._size:
                 self._loaded.popitem(last=False)
         return loaded
+
+
+class Versions(Compiled):
+    def __init__(self, db: Database, runtime: Runtime, *, size: int):
+        def load(version_id: uuid.UUID) -> LoadedVersion:
+            with db.read() as session:
+                gzipped = version_store.bundle_of(session, version_id)
+            return runtime.compile(bundle_source(gzipped))
+
+        super().__init__(load, size=size)
 
 
 def bundle_source(gzipped: bytes) -> str:

@@ -94,6 +94,7 @@ function persistentChild(r, id, target, versionId, context, invokeId) {
 }
 
 function outbox(r, id, event, delay, delivery) {
+  r.touched.add(id);
   r.timers = r.timers.filter((t) => t.id !== id);
   r.timers.push({ id, event, delay, delivery });
 }
@@ -312,6 +313,7 @@ function startInterpreter(initial, isCreate, children) {
       sendOutbox(holder, action._event.data, target, Number(action.delay) || 0, action.id);
     } else if (to === undefined || to === "#_internal") {
       const id = String(action.id);
+      r.touched.add(id);
       r.timers = r.timers.filter((t) => t.id !== id);
       r.timers.push({ id, event: action._event.data, delay: Number(action.delay) || 0 });
     } else {
@@ -322,6 +324,7 @@ function startInterpreter(initial, isCreate, children) {
     const r = holder.r;
     if (r.stopping) return;
     const id = String(sendId);
+    r.touched.add(id);
     r.timers = r.timers.filter((t) => t.id !== id);
     r.cancels.push(id);
   };
@@ -366,7 +369,10 @@ function startInterpreter(initial, isCreate, children) {
 
 function beginStep(holder, key, parent) {
   const r = { holder, service: holder.service, key, parent: parent || null, macrosteps: [], timers: [],
-    cancels: [], fetches: [], error: null, started: false, stopping: false };
+    cancels: [], fetches: [], error: null, started: false, stopping: false,
+    // Send ids this step armed, re-armed or cancelled: a timer of the batch among them was
+    // superseded by an earlier event of it (see deliverOne).
+    touched: new Set() };
   holder.r = r;
   run = r;
   return r;
@@ -388,11 +394,18 @@ function authorizeEvent(delivery, state, instanceName) {
   });
 }
 
-// A later event of a batch: its macrosteps' count, or its error after undoing it.
+// A later event of a batch: its macrosteps' count, or its error after undoing it. A due timer
+// (`sendId`) that an earlier event of the batch cancelled or re-armed, or that a final state
+// dropped, is not delivered: those commits delete its row, as they would before a delivery of
+// its own.
 function deliverOne(delivery, instanceName) {
   const r = run;
+  if (delivery.sendId !== undefined && (r.touched.has(delivery.sendId) || r.service.state.done)) {
+    return { superseded: true };
+  }
   const before = { state: r.service.state, steps: r.macrosteps.length, timers: r.timers.slice(),
-    cancels: r.cancels.slice(), fetches: __bs.takeFetches(), children: new Map(r.holder.children) };
+    cancels: r.cancels.slice(), fetches: __bs.takeFetches(), children: new Map(r.holder.children),
+    touched: new Set(r.touched) };
   try {
     authorizeEvent(delivery, r.service.state, instanceName);
   } catch (err) {   // refused before anything ran: nothing to undo
@@ -420,7 +433,7 @@ function undo(r, before) {
   const holder = startInterpreter({ context: undefined }, false, before.children);
   holder.r = r;
   Object.assign(r, { holder, service: holder.service, error: null, started: false, stopping: false,
-    timers: before.timers, cancels: before.cancels });
+    timers: before.timers, cancels: before.cancels, touched: before.touched });
   r.macrosteps.length = before.steps;
   holder.service.start(restore(persistable(before.state)));
   r.started = true;

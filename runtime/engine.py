@@ -161,8 +161,7 @@ class Runtime:
         that fails fails alone (`StepResult.outcomes`); the commits of a reply are written
         together. The step raises only if the first event fails (then nothing of the batch
         ran) or for what would fail any step."""
-        events = [{"event": d.event, "authContext": d.auth_context, "trusted": d.trusted}
-                  for d in deliveries]
+        events = [_event_arg(d) for d in deliveries]
         args = {"op": "send", "instanceName": instance_name, "state": state_json,
                 "events": events, "cutOff": list(cut_off or []), "parent": _parent_arg(parent)}
         return self._step(version, args, on_commit, instance_key, seq)
@@ -277,3 +276,11 @@ def _check_shape(shape: dict[str, Any]) -> None:
         if shape[name] != "function":
             raise BundleError(f"the bundle must export a function named {name} "
                               f"(found {shape[name]})", parameter="code")
+
+
+def _event_arg(delivery: Delivery) -> dict[str, Any]:
+    arg = {"event": delivery.event, "authContext": delivery.auth_context,
+           "trusted": delivery.trusted}
+    if delivery.send_id is not None:
+        arg["sendId"] = delivery.send_id
+    return arg

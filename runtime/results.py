@@ -92,6 +92,9 @@ class Macrostep:
     # Set on an upgrade's `statebacked.upgrade` transition (runtime/instances/upgrades.py): the
     # version the instance moves to, switched in this macrostep's transaction.
     upgrade_to: uuid.UUID | None = None
+    # Which event of the step's batch this macrostep belongs to (its index in the deliveries);
+    # the last event run owns the macrosteps after the others' (see `StepResult.outcomes`).
+    delivery: int = 0
 
     @property
     def state(self) -> dict[str, Any]:
@@ -102,11 +105,13 @@ class Macrostep:
 @dataclass(frozen=True)
 class Delivery:
     """One event for an instance: who sends it, and whether it is the machine's own (a timer:
-    internal event types allowed, no authorizer)."""
+    internal event types allowed, no authorizer). A due timer's delivery names its send id: an
+    earlier event of the same batch that cancels or re-arms it supersedes it."""
 
     event: dict[str, Any]
     auth_context: dict[str, Any]
     trusted: bool = False
+    send_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ cannot deliver before it expires would only be delivered twice over), and only o
 batch has settled: topping the batch up as each delivery settled made one claim transaction per
 delivered timer under load, costing as much as the deliveries themselves, while a timer claimed
 behind a full batch would not be delivered any sooner. They are delivered through the caller's
-`deliver` coroutine,
-which runs them through the same serialized per-instance path as client events. Timers of one
-instance are delivered in due order, one after the other, by one task per instance that a later
-claim's timers of that instance join (a task of their own could take the instance's lock
-between two of the earlier ones); different instances in parallel. Across processes under a
+`deliver` coroutine, which runs them through the same serialized per-instance path as client
+events. Timers of one instance are delivered in due order by one task per instance, which a
+later claim's timers of that instance join (a task of their own could take the instance's lock
+between two of the earlier ones): it hands over all those queued at once, in order, so that the
+instance's path can run them as one batch; different instances in parallel. Across processes under a
 backlog, two processes may each claim some of an instance's due timers and deliver them out of
 due order: keeping them in order there is not done yet.
 
@@ -190,7 +190,13 @@ class Scheduler:
         try:
             async with self._slots:
                 while queue:
-                    await self._deliver_one(queue.popleft())
+                    if len(queue) == 1:
+                        await self._deliver_one(queue.popleft())
+                        continue
+                    due = list(queue)
+                    queue.clear()
+                    # Each reaches the instance's queue before the next starts: in due order.
+                    await asyncio.gather(*(self._deliver_one(timer) for timer in due))
         finally:
             del self._queues[instance_id]
 

@@ -32,6 +32,7 @@ from runtime.errors import (
     MemoryLimitError,
     RejectedByAuthorizerError,
     StackOverflowError,
+    TimerSupersededError,
 )
 from runtime.limits import RuntimeLimits
 from runtime.results import (
@@ -153,8 +154,10 @@ class Step:
             raise MachineError(f"the machine took more than {self.limits.max_macrosteps} "
                                "macrosteps for one event (does it send itself events "
                                "forever?)", code="too-many-macrosteps")
-        steps = [self._macrostep(raw, last=last and n == len(raws))
-                 for n, raw in enumerate(raws, 1)]
+        done = len(self.committed)
+        steps = [self._macrostep(raw, last=last and n == len(raws) - 1,
+                                 delivery=self._delivery(done + n))
+                 for n, raw in enumerate(raws)]
         if steps:
             on_commit(steps)
             self.committed.extend(steps)
@@ -162,7 +165,17 @@ class Step:
         if "error" in reply:
             raise _error_from_js(reply["error"])
 
-    def _macrostep(self, raw: dict[str, Any], *, last: bool) -> Macrostep:
+    def _delivery(self, index: int) -> int:
+        """The event of the batch that the step's `index`-th macrostep belongs to: each event's
+        own count in turn (`outcomes`), the last event run owning the rest."""
+        start = 0
+        for n, outcome in enumerate(self.outcomes[:-1]):
+            start += outcome.steps
+            if index < start:
+                return n
+        return max(len(self.outcomes) - 1, 0)
+
+    def _macrostep(self, raw: dict[str, Any], *, last: bool, delivery: int) -> Macrostep:
         state_json = json.dumps(raw["state"], separators=(",", ":"))
         context = raw["state"].get("context")
         if context is None:
@@ -189,6 +202,7 @@ class Step:
             clear_timers=bool(raw.get("clearTimers")),
             running=list(raw.get("running", [])),
             last=last,
+            delivery=delivery,
         )
 
     def _release_fetches(self, reply: Reply) -> None:
@@ -265,6 +279,9 @@ def encode_request(args: dict[str, Any]) -> str:
 
 
 def _outcome(raw: dict[str, Any]) -> EventOutcome:
+    if raw.get("superseded"):
+        return EventOutcome(error=TimerSupersededError(
+            "the timer was cancelled or re-armed by an earlier event of its batch"))
     if "error" in raw:
         return EventOutcome(error=_error_from_js(raw["error"]))
     return EventOutcome(steps=int(raw["steps"]))

@@ -11,9 +11,12 @@ step began:
   nothing and raises InstanceChangedError (the step runs again, waiting for the lease).
 - `FENCED`: the step holds the lease; the write is fenced by its token. Every commit after a
   step's first is fenced.
-- `ConsumingTimer(inner)`: a timer delivery. The claimed timer row is deleted in the same
-  transaction as `inner`'s write, fenced by the claim: a timer cancelled, re-armed or taken by
-  another process meanwhile raises TimerSupersededError and nothing is written.
+
+A step that delivers due timers (or an outbox entry: a persistent child's creation) consumes
+each claimed row in the transaction that commits its event's first macrostep (`consumes`, by
+the event's index in the step's batch), fenced by the claim: a timer cancelled, re-armed or
+taken by another process meanwhile raises TimerSupersededError and nothing is written. An event
+that ran without a transition has its timer consumed after the step (`Runner`).
 
 A step's last commit (`Macrostep.last`) also releases the lease (or never takes it). Every
 strategy checks before it writes, so commits of different steps can share a transaction
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -38,6 +41,7 @@ from runtime.store import commits as rows
 from runtime.store.clock import to_datetime
 from runtime.store.leases import Lease
 from runtime.store.prepared import RawTransaction
+from runtime.store.timers import Claimed
 
 
 @dataclass(frozen=True)
@@ -101,26 +105,6 @@ class Insert:
 
 
 @dataclass(frozen=True)
-class ConsumingTimer:
-    timer_id: int
-    claim: str
-    send_id: str
-    inner: Strategy
-
-    @property
-    def claims(self) -> bool:
-        return self.inner.claims
-
-    def write(self, tx: RawTransaction, w: Write) -> rows.Committed:
-        if not rows.hold_timer(tx, self.timer_id, self.claim):
-            raise TimerSupersededError(
-                f"timer {self.send_id!r} was cancelled, re-armed or delivered meanwhile")
-        done = self.inner.write(tx, w)
-        rows.consume_timer(tx, self.timer_id, self.claim)
-        return done
-
-
-@dataclass(frozen=True)
 class Position:
     """Where an instance stands: its last committed sequence number, `ts` and view."""
 
@@ -136,8 +120,10 @@ class StepCommits:
     """The runtime's `on_commit` hook for one step (called on the step's thread, in order)."""
 
     def __init__(self, committer: GroupCommitter, clock: Clock, keeper: LeaseKeeper,
-                 lease: Lease, *, first: Strategy, at: Position, committed: Committed):
+                 lease: Lease, *, first: Strategy, at: Position, committed: Committed,
+                 consumes: Mapping[int, Claimed] | None = None):
         self._committer = committer
+        self._consumes = dict(consumes or {})   # event index -> its claimed timer, until consumed
         self._clock = clock
         self._keeper = keeper
         self._lease = lease
@@ -152,7 +138,11 @@ class StepCommits:
         first-commit strategy if the step committed nothing yet."""
         first = self._first if self.count == 0 else FENCED
         leave_lane()  # waiting for the disk needs no CPU: let another step run meanwhile
-        written = self._committer.commit(functools.partial(self._write, first, steps))
+        timers = [self._consumes[n] for n in dict.fromkeys(step.delivery for step in steps)
+                  if n in self._consumes]
+        written = self._committer.commit(functools.partial(self._write, first, steps, timers))
+        for n in {step.delivery for step in steps}:
+            self._consumes.pop(n, None)
         for step, done in zip(steps, written, strict=True):
             self._at = Position(done.seq, done.ts, done.view)
             self.count += 1
@@ -163,8 +153,12 @@ class StepCommits:
         elif first.claims:  # that commit took it
             self._keeper.hold(self._lease)
 
-    def _write(self, first: Strategy, steps: list[Macrostep],
+    def _write(self, first: Strategy, steps: list[Macrostep], timers: list[Claimed],
                tx: RawTransaction) -> list[rows.Committed]:
+        for timer in timers:  # checked before anything is written (see committer.py)
+            if not rows.hold_timer(tx, timer.id, timer.claim):
+                raise TimerSupersededError(
+                    f"timer {timer.send_id!r} was cancelled, re-armed or delivered meanwhile")
         now_ms, at = self._clock.now_ms(), self._at
         written = []
         for n, step in enumerate(steps):
@@ -176,7 +170,14 @@ class StepCommits:
             done = (first if n == 0 else FENCED).write(tx, write)
             at = Position(done.seq, done.ts, done.view)
             written.append(done)
+        for timer in timers:
+            rows.consume_timer(tx, timer.id, timer.claim)
         return written
+
+    def unconsumed(self, indices: Iterable[int]) -> list[Claimed]:
+        """The claimed timers of these events that no commit consumed (they took no
+        transition)."""
+        return [self._consumes[n] for n in indices if n in self._consumes]
 
     @property
     def instance_id(self) -> uuid.UUID:

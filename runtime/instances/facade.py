@@ -70,6 +70,17 @@ from runtime.store.timers import Claimed
 
 T = TypeVar("T")
 log = logging.getLogger("backstate.outbox")
+
+
+@dataclass(frozen=True)
+class _Event:
+    """An event waiting in its instance's mailbox: a client's, or a due timer's (`timer`, the
+    claimed row its first commit consumes)."""
+
+    target: Target
+    names: tuple[uuid.UUID, str]   # org id and machine, for the step's log lines
+    delivery: Delivery
+    timer: Claimed | None = None
 # A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
 LANE_HOLD_S = 0.05
 DB_THREADS = 8
@@ -180,9 +191,8 @@ class Instances:
         try:
             self._check_event_size(event)
             target = Target.named(org_id, machine, instance)
-            delivery = Delivery(event, auth_context)
-            work = Work(self._run_events, batchable=True,
-                        payload=(target, delivery, (org_id, machine)))
+            pending = _Event(target, (org_id, machine), Delivery(event, auth_context))
+            work = Work(self._run_events, batch=target, payload=pending)
             state: InstanceState = await self._mail.submit((org_id, machine, instance), work)
         except Exception:
             metrics.event_answered(started, ok=False)
@@ -192,20 +202,21 @@ class Instances:
 
     async def deliver_timer(self, timer: Claimed) -> bool:
         """Deliver a due durable timer through the path of a client event, as the machine's
-        own event (no authorizer); whether it was. A timer cancelled, re-armed or delivered by
-        another process meanwhile is dropped quietly (False); anything else raises for the
-        scheduler to retry (machine failure, paused or busy instance) or drop (instance gone)."""
+        own event (no authorizer); whether it was. Due timers of one instance queued together
+        run as one batch, as client events do. A timer cancelled, re-armed or delivered by
+        another process meanwhile (or by an earlier event of its batch) is dropped quietly
+        (False); anything else raises for the scheduler to retry (machine failure, paused or
+        busy instance) or drop (instance gone)."""
         assert timer.org_id is not None, "claims carry the names their delivery locks on"
         if timer.delivery is not None:
             await self._deliver_outbox(timer)
             return True
-        body = functools.partial(self._events_body, (timer.org_id, timer.machine),
-                                 [Delivery(timer.event, {}, trusted=True)])
-        run = functools.partial(self._runner.existing, Target.with_id(timer.instance_id), body,
-                                timer=timer)
+        target = Target.with_id(timer.instance_id)
+        delivery = Delivery(timer.event, {}, trusted=True, send_id=timer.send_id)
+        work = Work(self._run_events, batch=target,
+                    payload=_Event(target, (timer.org_id, timer.machine), delivery, timer))
         try:
-            await self._mail.submit((timer.org_id, timer.machine, timer.instance),
-                                    Work(self._run_alone, payload=run))
+            await self._mail.submit((timer.org_id, timer.machine, timer.instance), work)
         except TimerSupersededError:
             return False
         return True
@@ -232,7 +243,7 @@ class Instances:
                                      [entry.delivery])
             run = functools.partial(self._runner.existing,
                                     Target.named(timer.org_id, entry.machine, entry.instance),
-                                    body, timer=timer)
+                                    body, timers=[timer])
         try:
             await self._mail.submit(key, Work(self._run_alone, payload=run))
         except TimerSupersededError:
@@ -256,11 +267,12 @@ class Instances:
         return []
 
     async def _run_events(self, batch: list[Work]) -> list[Work]:
-        target, _delivery, names = batch[0].payload
-        deliveries = [work.payload[1] for work in batch]
+        events: list[_Event] = [work.payload for work in batch]
+        deliveries = [event.delivery for event in events]
         run = functools.partial(
-            self._runner.existing, target,
-            functools.partial(self._events_body, names, deliveries),
+            self._runner.existing, events[0].target,
+            functools.partial(self._events_body, events[0].names, deliveries),
+            timers=[event.timer for event in events],
             answer=functools.partial(batches.answers, deliveries))
         try:
             results = await self._on_step_thread(run)

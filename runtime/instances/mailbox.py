@@ -1,11 +1,11 @@
 """Per-process queues of the work waiting for each instance, each drained by one task.
 
 Work for one instance runs one piece at a time, in arrival order within a process (across
-processes the instance's lease takes over). When several client events wait for the same
-instance they run together, as one batch: one trip to a step thread, one VM run, one commit,
-still one transition per event and each caller answered with its own state, in order. A batch
-is what queued while the previous work ran, so under no load nothing waits for company.
-Creations and timer deliveries run alone.
+processes the instance's lease takes over). When several client events (or several due
+timers) wait for the same instance they run together, as one batch: one trip to a step thread,
+one VM run, one commit, still one transition per event and each caller answered with its own
+state, in order. A batch is what queued while the previous work ran, so under no load nothing
+waits for company. Creations and outbox deliveries run alone.
 
 A caller that stops waiting (its request was cancelled) leaves its work to run if it has
 started; work not started yet is skipped.
@@ -24,12 +24,13 @@ from runtime import logcontext
 
 @dataclass(eq=False)
 class Work:
-    """One piece of work for an instance. `run` runs it with the batchable work queued right
-    behind it (`batch`, in order, itself first): it settles each one's future and returns the
-    ones it did not run, which go back to the head of the queue."""
+    """One piece of work for an instance. `run` runs it with the work queued right behind it
+    that has an equal `batch` key (`batch`, in order, itself first): it settles each one's
+    future and returns the ones it did not run, which go back to the head of the queue. Work
+    whose key is None runs alone."""
 
     run: Callable[[list[Work]], Awaitable[list[Work]]]
-    batchable: bool = False
+    batch: object = None
     payload: Any = None
     future: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
@@ -77,7 +78,8 @@ class Mailboxes:
         if head.future.done():   # its caller went away before it started
             return []
         batch = [head]
-        while (head.batchable and box and box[0].batchable and len(batch) < self._max_batch):
+        key = head.batch
+        while key is not None and box and box[0].batch == key and len(batch) < self._max_batch:
             work = box.popleft()
             if not work.future.done():
                 batch.append(work)

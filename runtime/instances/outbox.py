@@ -8,7 +8,7 @@ entry with the macrostep (`results.Timer.delivery`), and it is written in the ma
 as a row of the timer table — due at once, or after the send's delay, and cancellable by its
 send id like any delayed event. The scheduler claims these rows with the timers, and the facade
 delivers each through the receiver's own serialized path (its mailbox, its lease), consuming the
-row in the receiver's first commit (`commits.ConsumingTimer`): a crash before that commit leaves
+row in the receiver's first commit (`commits.StepCommits`): a crash before that commit leaves
 the row for another delivery, a crash after it leaves nothing to deliver twice. A creation is
 that child's first commit, so a child is never created twice.
 

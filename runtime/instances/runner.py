@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from runtime.clock import Clock
@@ -28,7 +28,6 @@ from runtime.errors import ConflictError, InstanceChangedError
 from runtime.instances.commits import (
     FENCED,
     CompareAndSet,
-    ConsumingTimer,
     Insert,
     Position,
     StepCommits,
@@ -71,48 +70,46 @@ class Runner:
         `timer`: the claimed outbox row of the parent that asked for it, consumed by that
         commit (a persistent child, see outbox.py)."""
         lease = Lease(uuid.uuid4(), secrets.token_hex(16), claimed=False)
-        first: Strategy = row
-        if timer is not None:
-            first = ConsumingTimer(timer.id, timer.claim, timer.send_id, row)
-        commits = self._commits(lease, first, Position(0, 0, None), row.version_id)
+        consumes = {} if timer is None else {0: timer}
+        commits = self._commits(lease, row, Position(0, 0, None), row.version_id, consumes)
         with self._keeper.holding(lease):
             body(commits)
         return commits.state()
 
-    def existing(self, target: Target, body: Body, *, timer: Claimed | None = None,
+    def existing(self, target: Target, body: Body, *, timers: Sequence[Claimed | None] = (),
                  answer: Answer[T] = final_state) -> T:  # type: ignore[assignment]
-        """Run a step of the instance `target`; `timer` is the claimed timer it delivers (its
-        row is consumed by the first commit). NotFoundError if there is no such instance,
-        ConflictError if it is paused, TimerSupersededError if `timer` went stale."""
+        """Run a step of the instance `target`; `timers[n]` is the claimed timer (or outbox
+        entry) the step's `n`-th event delivers, if any: its row is consumed by the commit of
+        the event's first macrostep. NotFoundError if there is no such instance, ConflictError
+        if it is paused, TimerSupersededError if a timer went stale."""
+        consumes = {n: timer for n, timer in enumerate(timers) if timer is not None}
         seen = self._keeper.peek(target)
         # A step that starts with services cut off (by a crash or the window) may save the list
         # without committing (`_save_cut_off`): that needs the lease held from the start.
         if seen is not None and not seen.cut_off:
             unclaimed = Lease(seen.id, secrets.token_hex(16), claimed=False)
             try:
-                return self._attempt(unclaimed, seen, CompareAndSet(), body, timer, answer)
+                return self._attempt(unclaimed, seen, CompareAndSet(), body, consumes, answer)
             except InstanceChangedError:
                 pass  # another step committed since the peek: this time, hold the lease
         lease, current = self._keeper.acquire(target)
-        return self._attempt(lease, current, FENCED, body, timer, answer)
+        return self._attempt(lease, current, FENCED, body, consumes, answer)
 
     def _attempt(self, lease: Lease, current: Current, first: Strategy, body: Body,
-                 timer: Claimed | None, answer: Answer[T]) -> T:
+                 consumes: dict[int, Claimed], answer: Answer[T]) -> T:
         if current.status != instance_rows.RUNNING:
             raise ConflictError(f"instance {current.slug!r} is paused", code="invalid-state")
-        if timer is not None:
-            first = ConsumingTimer(timer.id, timer.claim, timer.send_id, first)
         at = Position(current.seq, current.ts, current.view)
-        commits = self._commits(lease, first, at, current.version_id)
+        commits = self._commits(lease, first, at, current.version_id, consumes)
         with self._keeper.holding(lease):
             result = body(current, commits)
-            if timer is not None and result.ignored:  # nothing committed consumed it
-                self._consume(timer)
+            # Events that ran without a transition: no commit consumed their timers.
+            self._consume(commits.unconsumed(_ran(result)))
             self._save_cut_off(lease, result, current.cut_off)
         return answer(result, commits)
 
-    def _commits(self, lease: Lease, first: Strategy, at: Position,
-                 version_id: uuid.UUID) -> StepCommits:
+    def _commits(self, lease: Lease, first: Strategy, at: Position, version_id: uuid.UUID,
+                 consumes: dict[int, Claimed]) -> StepCommits:
         def committed(step: Macrostep, done: rows.Committed) -> None:
             nonlocal version_id
             if step.upgrade_to is not None:  # an upgrade's transition moved the instance
@@ -125,7 +122,7 @@ class Runner:
                 self._on_timers_armed()
 
         return StepCommits(self.committer, self._clock, self._keeper, lease, first=first,
-                           at=at, committed=committed)
+                           at=at, committed=committed, consumes=consumes)
 
     def _save_cut_off(self, lease: Lease, result: StepResult, before: list[str]) -> None:
         """Each commit stored the services running after it; the step's end may differ (the
@@ -135,6 +132,16 @@ class Runner:
             with self._db.raw(autocommit=True) as tx:
                 rows.save_cut_off(tx, lease, result.cut_off)
 
-    def _consume(self, timer: Claimed) -> None:
-        with self._db.raw() as tx:
-            rows.consume_timer(tx, timer.id, timer.claim)
+    def _consume(self, timers: list[Claimed]) -> None:
+        if timers:
+            with self._db.raw() as tx:
+                for timer in timers:
+                    rows.consume_timer(tx, timer.id, timer.claim)
+
+
+def _ran(result: StepResult) -> list[int]:
+    """The events of the step that ran without failing (a single event: it ran, or the step
+    would have raised)."""
+    if not result.outcomes:
+        return [0]
+    return [n for n, outcome in enumerate(result.outcomes) if outcome.error is None]

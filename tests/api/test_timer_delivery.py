@@ -244,3 +244,68 @@ def test_every_committed_state_reaches_the_feed_in_order(timed: Server, clock: F
         unsubscribe()
         api.create_instance("timer", "i2")
         assert len(seen) == 3
+
+
+# Three timers due at once: `rearm` snoozes `late`, `cancel` cancels `gone`, `boom` throws.
+SEVERAL = """
+import { createMachine, assign, send, cancel } from "npm:xstate";
+const tick = (name) => ({ actions: assign({ got: (c) => [...c.got, name] }) });
+export default createMachine({
+  id: "several", predictableActionArguments: true, initial: "on", context: { got: [] },
+  states: { on: { on: {
+    arm: { actions: [
+      send("t1", { delay: 1000, id: "t1" }), send("t2", { delay: 1000, id: "t2" }),
+      send("t3", { delay: 1000, id: "t3" }),
+    ] },
+    armMixed: { actions: [
+      send("cancel", { delay: 1000, id: "cancel" }), send("gone", { delay: 1000, id: "gone" }),
+      send("rearm", { delay: 1000, id: "rearm" }), send("late", { delay: 1000, id: "late" }),
+      send("boom", { delay: 1000, id: "boom" }), send("t1", { delay: 1000, id: "t1" }),
+    ] },
+    t1: tick("t1"), t2: tick("t2"), t3: tick("t3"), gone: tick("gone"), late: tick("late"),
+    cancel: { actions: [cancel("gone"), assign({ got: (c) => [...c.got, "cancel"] })] },
+    rearm: { actions: [send("late", { delay: 5000, id: "late" }),
+                       assign({ got: (c) => [...c.got, "rearm"] })] },
+    boom: { actions: () => { throw new Error("boom"); } },
+  } } },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
+
+
+def test_timers_due_together_run_as_one_step_one_transition_each(timed: Server,
+                                                                  clock: FakeClock):
+    committer = timed.services.core._runner.committer
+    with timed.client() as api:
+        api.create_machine("several", SEVERAL)
+        api.create_instance("several", "i1")
+        api.ok("POST", "/machines/several/i/i1/events", {"event": "arm"})
+        commits = committer.batches
+        clock.advance(1)
+        eventually(lambda: timers(timed) == [], describe=lambda: timers(timed))
+        settle(timed)
+        assert committer.batches == commits + 1   # one step, one commit for the three
+        assert state(api, "several")["context"]["got"] == ["t1", "t2", "t3"]
+        history = api.ok("GET", "/machines/several/i/i1/events")["transitions"]
+        assert [t["event"]["type"] for t in history][-3:] == ["t1", "t2", "t3"]
+
+
+def test_a_timer_of_a_batch_cancelled_or_snoozed_by_an_earlier_one_is_not_delivered(
+        timed: Server, clock: FakeClock):
+    """Delivered alone, `gone` would find its row deleted by `cancel`'s commit and `late` its
+    row replaced by `rearm`'s: in a batch, as alone, neither runs; `boom` fails alone and is
+    retried, and `t1` after it is delivered."""
+    with timed.client() as api:
+        api.create_machine("several", SEVERAL)
+        api.create_instance("several", "i1")
+        api.ok("POST", "/machines/several/i/i1/events", {"event": "armMixed"})
+        clock.advance(1)
+        eventually(lambda: sorted((t.send_id, t.attempts) for t in timers(timed))
+                   == [("boom", 1), ("late", 0)], describe=lambda: timers(timed))
+        settle(timed)
+        assert state(api, "several")["context"]["got"] == ["cancel", "rearm", "t1"]
+        clock.advance(5)
+        eventually(lambda: [t.send_id for t in timers(timed)] == ["boom"])
+        settle(timed)
+        assert state(api, "several")["context"]["got"] == ["cancel", "rearm", "t1", "late"]

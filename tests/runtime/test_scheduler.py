@@ -226,6 +226,32 @@ def test_a_later_claim_of_an_instance_waits_for_its_earlier_timers():
     asyncio.run(go())
 
 
+def test_timers_of_an_instance_due_together_are_handed_over_at_once_in_due_order():
+    """So that the instance's path can run them as one batch (runtime/instances/mailbox.py)."""
+    async def go():
+        clock, source, log = FakeClock(0, autojump=False), MemorySource(), []
+        for k in range(3):
+            source.arm(A, f"a{k}", k)
+        release = asyncio.Event()
+
+        async def deliver(t: Claimed) -> None:
+            log.append(f"start {t.send_id}")
+            await release.wait()
+            log.append(f"end {t.send_id}")
+
+        clock.advance(1)
+        s = scheduler(source, clock, deliver)
+        await s.run_once()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert log == ["start a0", "start a1", "start a2"]
+        release.set()
+        await s.drain()
+        assert s.delivered == 3
+        await s.aclose()
+    asyncio.run(go())
+
+
 def test_an_unreachable_database_leaves_the_claim_to_expire_and_counts_no_attempt():
     """Nothing of a delivery stopped by an outage was committed, and settling it (a retry or a
     drop) would need the database too: the claim stays, expires, and any process delivers the

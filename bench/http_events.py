@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -45,6 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from api.tokens import mint  # noqa: E402
 from bench.machine import ChildrenCpu, Steal, cpus  # noqa: E402
+from bench.profile import Profile  # noqa: E402
 from tests.support.client import Api  # noqa: E402
 from tests.support.databases import postgres_schema  # noqa: E402
 from tests.support.server import run_server_processes  # noqa: E402
@@ -207,8 +209,12 @@ class Side:
 def measure(side: Side, database: str, scenario: str, clients: int) -> dict:
     with fresh_database(database) as url, side.server(url, scenario) as (base, token):
         count = side.args.events if clients > 1 else max(200, side.args.events // 4)
-        with Steal() as steal, ChildrenCpu() as server:
+        profile = (Profile(side.args.profile / f"{side.label}-{database[:10]}-{scenario}-{clients}")
+                   if side.args.profile else contextlib.nullcontext())
+        with Steal() as steal, ChildrenCpu() as server, profile:
             r = run_generator(base, token, scenario, clients, count, first=0)
+        if isinstance(profile, Profile):
+            print(profile.summary(), flush=True)
     r["cpu_ms"] = server.seconds / r["events"] * 1e3
     r["steal"] = str(steal)
     return r
@@ -249,6 +255,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="alternations per scenario")
     parser.add_argument("--workers", type=int, default=cpus(),
                         help="server processes (default: one per CPU)")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="sample the server with py-spy during each run (bench/profile.py)")
     parser.add_argument("--clients", type=lambda v: [int(c) for c in v.split(",")],
                         default=[1, 16, 64], help="concurrent clients per run (default 1,16,64)")
     args = parser.parse_args()

@@ -73,6 +73,14 @@ class ChildrenCpu:
         self.seconds = sum(cpu - self._start.get(pid, 0.0) for pid, cpu in end.items())
 
 
+def descendants(pid: int | None = None) -> list[int]:
+    """Every live process below `pid` (default: this one)."""
+    found: list[int] = []
+    for child in _children(os.getpid() if pid is None else pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 def _descendants_cpu_s(pid: int) -> dict[int, float]:
     """CPU seconds of each live process below `pid`."""
     found: dict[int, float] = {}

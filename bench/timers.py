@@ -2,7 +2,8 @@
 
 For each rate asked for, arms `rate x spread` timers (over 200 instances) due evenly over
 `spread` seconds, waits until all have fired, and prints the lateness — the commit time of the
-transition each timer delivered minus the due time stored with it — as p50 / p99 / max. The
+transition each timer delivered minus the due time stored with it — as p50 / p99 / max, and the
+server's CPU per timer while they fired (its idle polling included). The
 figure to compare is the highest rate whose p99 lateness stays within 50 ms.
 
 `--against DIR` runs the same rates, alternately, with the server of another checkout (the
@@ -16,6 +17,7 @@ machine's speed drifts: two versions are only comparable in the same phase).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -32,7 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from api.tokens import mint  # noqa: E402
-from bench.machine import Steal, cpus  # noqa: E402
+from bench.machine import ChildrenCpu, Steal, cpus  # noqa: E402
+from bench.profile import Profile  # noqa: E402
 from tests.support.client import Api  # noqa: E402
 from tests.support.server import run_server_processes  # noqa: E402
 
@@ -68,6 +71,8 @@ def main() -> None:
                         help="seconds from the start of arming to the first due time")
     parser.add_argument("--against", metavar="DIR", type=Path,
                         help="another checkout whose server runs alternately with this one's")
+    parser.add_argument("--profile", metavar="DIR", type=Path,
+                        help="sample the server with py-spy while timers fire (bench/profile.py)")
     args = parser.parse_args()
     sides = [("this", REPO)] + ([("against", args.against.resolve())] if args.against else [])
     best: dict[str, int] = {}
@@ -121,7 +126,10 @@ def run(args: argparse.Namespace, repo: Path, rate: int, label: str) -> float | 
                         text("SELECT instance_id, send_id, due_at_ms FROM timers"))}
 
                 deadline = first_due / 1000 + args.spread + 120
-                with Steal() as steal:
+                time.sleep(max(0.0, first_due / 1000 - time.time()))
+                profile = (Profile(args.profile / f"{label}-{rate}") if args.profile
+                           else contextlib.nullcontext())
+                with Steal() as steal, ChildrenCpu() as server, profile:
                     while time.time() < deadline:
                         with engine.connect() as conn:
                             left = conn.execute(text("SELECT count(*) FROM timers")).scalar_one()
@@ -144,8 +152,11 @@ def run(args: argparse.Namespace, repo: Path, rate: int, label: str) -> float | 
         return None
     p99 = percentile(lateness, 0.99)
     print(f"{label:8s} {rate:6d}/s: fired {len(lateness)} of {len(due)}; lateness p50 "
-          f"{statistics.median(lateness):.1f} ms  p99 {p99:.1f} ms  max {max(lateness):.1f} ms "
-          f"({steal})", flush=True)
+          f"{statistics.median(lateness):.1f} ms  p99 {p99:.1f} ms  max {max(lateness):.1f} ms; "
+          f"server {server.seconds / len(lateness) * 1e3:.2f} ms CPU per timer ({steal})",
+          flush=True)
+    if isinstance(profile, Profile):
+        print(profile.summary())
     return p99 if len(lateness) == len(due) else None
 
 

@@ -40,8 +40,8 @@ class TimerTable:
             return timer_rows.earliest_due(session, now_ms)
 
     def _claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
-        with self._db.transaction() as session:
-            return timer_rows.claim_due(session, now_ms=now_ms, owner=self._owner,
+        with self._db.raw(synced=False) as tx:   # see runtime/store/timers.py
+            return timer_rows.claim_due(tx, now_ms=now_ms, owner=self._owner,
                                         claim_ms=self._claim_ms, limit=limit)
 
     def _retry(self, timer: Claimed, due_at_ms: int) -> None:

@@ -129,6 +129,17 @@ class RawTransaction:
         )
 
 
+    def all(self, statement: Prepared, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run `statement` (a SELECT or ... RETURNING); every row, converted."""
+        compiled = statement.compiled(self._dialect)
+        self._cursor.execute(compiled.sql, compiled.bind(params))
+        return [
+            tuple(value if process is None else process(value)
+                  for process, value in zip(compiled.results, row, strict=True))
+            for row in self._cursor.fetchall()
+        ]
+
+
 @contextmanager
 def raw_transaction(
     pool: RawPool, *, begin: str | None, autocommit: bool = False

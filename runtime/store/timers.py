@@ -6,7 +6,8 @@ processes:
 
 1. **claim**: a scheduler marks due rows with a claim id unique to this claim and an expiry
    (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite writers are serialized, and the UPDATE
-   re-checks that the row is still unclaimed);
+   re-checks that the row is still unclaimed). A claim need not be synced to disk: one a power
+   loss undoes only frees its timers sooner, and their consumption is fenced anyway;
 2. **consume**: the row is deleted *in the transaction of the first macrostep the delivery
    commits*, fenced by the claim id. A crash before that commit leaves the row to be claimed
    again when the claim expires; a crash after it leaves nothing to deliver twice. A row that
@@ -23,10 +24,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
 
-from runtime.store.models import Instance, Machine, Timer
+from runtime.store.models import Instance, Machine, Timer, table
+from runtime.store.prepared import Prepared, RawTransaction
 
 
 @dataclass(frozen=True)
@@ -65,34 +69,44 @@ def earliest_due(session: Session, now_ms: int) -> int | None:
     return min((t for t in times if t is not None), default=None)
 
 
-def claim_due(session: Session, *, now_ms: int, owner: str, claim_ms: int,
+_timers = table(Timer)
+_t = _timers.c
+_CLAIMABLE = and_(_t.due_at_ms <= bindparam("now_ms"),
+                  or_(_t.claimed_by.is_(None), _t.claim_expires_at < bindparam("now_ms")))
+
+
+def _claim(dialect: Dialect) -> ClauseElement:
+    due = select(_t.id).where(_CLAIMABLE).order_by(_t.due_at_ms).limit(bindparam("limit"))
+    if dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    return (update(_timers).where(_t.id.in_(due.scalar_subquery()), _CLAIMABLE)
+            .values(claimed_by=bindparam("claim"), claim_expires_at=bindparam("expires_at")))
+
+
+_CLAIM = Prepared(_claim)
+_m, _i = table(Machine).c, table(Instance).c
+_CLAIMED_COLUMNS = (_t.id, _t.instance_id, _t.send_id, _t.event, _t.due_at_ms, _t.attempts,
+                    _m.org_id, _m.slug, _i.slug, _t.delivery)
+_CLAIMED = Prepared(
+    select(*_CLAIMED_COLUMNS)
+    .join(table(Instance), _i.id == _t.instance_id)
+    .join(table(Machine), _m.id == _i.machine_id)
+    .where(_t.claimed_by == bindparam("claim"))
+    .order_by(_t.due_at_ms, _t.id),
+    returns=_CLAIMED_COLUMNS,
+)
+
+
+def claim_due(tx: RawTransaction, *, now_ms: int, owner: str, claim_ms: int,
               limit: int) -> list[Claimed]:
     """Claim up to `limit` timers due at `now_ms`, the earliest first."""
     claim = f"{owner}:{secrets.token_hex(6)}"
-    claimable = and_(Timer.due_at_ms <= now_ms,
-                     or_(Timer.claimed_by.is_(None), Timer.claim_expires_at < now_ms))
-    candidates = select(Timer.id).where(claimable).order_by(Timer.due_at_ms).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        ids = list(session.scalars(candidates.with_for_update(skip_locked=True)))
-    else:
-        ids = list(session.scalars(candidates))
-    if not ids:
+    params = {"now_ms": now_ms, "limit": limit, "claim": claim,
+              "expires_at": now_ms + claim_ms}
+    if not tx.execute(_CLAIM, params):
         return []
-    session.execute(
-        update(Timer)
-        .where(Timer.id.in_(ids), claimable)
-        .values(claimed_by=claim, claim_expires_at=now_ms + claim_ms)
-    )
-    rows = session.execute(
-        select(Timer.id, Timer.instance_id, Timer.send_id, Timer.event, Timer.due_at_ms,
-               Timer.attempts, Machine.org_id, Machine.slug, Instance.slug, Timer.delivery)
-        .join(Instance, Instance.id == Timer.instance_id)
-        .join(Machine, Machine.id == Instance.machine_id)
-        .where(Timer.claimed_by == claim)
-        .order_by(Timer.due_at_ms, Timer.id)
-    ).all()
     return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8], r[9])
-            for r in rows]
+            for r in tx.all(_CLAIMED, {"claim": claim})]
 
 
 def consume(session: Session, timer: Claimed) -> bool:

@@ -46,8 +46,8 @@ def arm(db: Database, instance: uuid.UUID, send_id: str, due: int) -> None:
 
 
 def claim(db: Database, now: int, owner: str = "p1", limit: int = 100) -> list[timer_store.Claimed]:
-    with db.transaction() as s:
-        return timer_store.claim_due(s, now_ms=now, owner=owner, claim_ms=1000, limit=limit)
+    with db.raw() as tx:
+        return timer_store.claim_due(tx, now_ms=now, owner=owner, claim_ms=1000, limit=limit)
 
 
 def test_claims_only_due_timers_earliest_first(db: Database):

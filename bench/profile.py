@@ -6,9 +6,11 @@ samples into the share of CPU each function took, inclusive and self.
         ...   # the load
     print(profile.summary())
 
-Only threads on the CPU are sampled (py-spy's default), so idle pools and the event loop's
-wait do not count. py-spy must be installed (`pip install py-spy`); it needs the right to
-trace the processes (root, or `kernel.yama.ptrace_scope=0`).
+py-spy samples without pausing the server (`--nonblocking`, so the figures measured meanwhile
+stay close to an unprofiled run's). It cannot always tell a thread waiting in C from one at
+work: stacks that end in a wait (`_WAITS`) are dropped, but a wait inside a C call (a lock, a
+commit's sync) still counts as its caller's own time. py-spy must be installed (`pip install
+py-spy`); it needs the right to trace the processes (root, or `kernel.yama.ptrace_scope=0`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from types import TracebackType
 
 from bench.machine import descendants
 
+# Leaves of threads that wait rather than work.
+_WAITS = re.compile(r"^(Condition\.wait|Event\.wait|socket\.accept|_PollLikeSelector\.select|"
+                    r"EpollSelector\.select|Queue\.get|_Ticker\._run|main \(multiprocessing/"
+                    r"resource_tracker|sleep \(|_wait_for_tstate_lock)")
 # Frames that say where a thread is, not what it does.
 _PLUMBING = re.compile(r"^(Thread\.|_bootstrap|_worker \(concurrent|_WorkItem\.run|<module>|"
                        r"spawn_main|_main \(multiprocessing|BaseProcess\.|Runner\.run|run \(|"
@@ -36,7 +43,7 @@ class Profile:
         self.files: list[Path] = []
 
     def __enter__(self) -> Profile:
-        spy = shutil.which("py-spy")
+        spy = shutil.which("py-spy") or shutil.which("py-spy", path=Path(sys.executable).parent)
         if spy is None:
             raise SystemExit("--profile needs py-spy: pip install py-spy")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -45,7 +52,8 @@ class Profile:
             self.files.append(path)
             self._samplers.append(subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(self.rate),
-                 "--output", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                 "--nonblocking", "--output", str(path)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
     def __exit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None
@@ -78,6 +86,8 @@ def _fold(paths: collections.abc.Iterable[Path]) -> tuple[collections.Counter[st
             if not count.isdigit():
                 continue
             frames = [_frame(f) for f in stack.split(";") if not _PLUMBING.match(f)]
+            if frames and _WAITS.match(frames[-1]):
+                continue
             total += int(count)
             for name in dict.fromkeys(frames):
                 inclusive[name] += int(count)

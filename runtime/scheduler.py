@@ -44,7 +44,7 @@ from runtime.errors import (
     RejectedByAuthorizerError,
     UnavailableError,
 )
-from runtime.store.timers import Claimed
+from runtime.store.timers import Claimed, Claims
 
 log = logging.getLogger("backstate.timers")
 
@@ -52,11 +52,10 @@ log = logging.getLogger("backstate.timers")
 class TimerSource(Protocol):
     """The database side, as coroutines (the caller runs the blocking work off the loop)."""
 
-    async def earliest_due(self, now_ms: int) -> int | None:
-        """When a timer next becomes claimable (due and unclaimed, or its claim expired)."""
+    async def claim_due(self, now_ms: int, limit: int) -> Claims:
+        """Up to `limit` due timers, claimed, and when a timer next becomes claimable (due and
+        unclaimed, or its claim expired): one look, one trip to the database."""
         ...
-
-    async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]: ...
 
     async def retry(self, timer: Claimed, due_at_ms: int) -> None: ...
 
@@ -140,7 +139,8 @@ class Scheduler:
             return self._poll_s               # a settled delivery wakes the loop
         room = self._batch - self._in_flight
         now = self._clock.now_ms()
-        claimed = await self._source.claim_due(now, room)
+        claims = await self._source.claim_due(now, room)
+        claimed = claims.timers
         if claimed:
             metrics.TIMERS_CLAIMED.inc(len(claimed))
         self._in_flight += len(claimed)
@@ -153,10 +153,9 @@ class Scheduler:
                 self._spawn(self._deliver_queue(timer.instance_id))
         if claimed and len(claimed) == room:
             return 0.0                        # more may be due right now
-        earliest = await self._source.earliest_due(self._clock.now_ms())
-        if earliest is None:
+        if claims.next_due_ms is None:
             return self._poll_s
-        return min(self._poll_s, max(0.0, (earliest - self._clock.now_ms()) / 1000.0))
+        return min(self._poll_s, max(0.0, (claims.next_due_ms - self._clock.now_ms()) / 1000.0))
 
     async def drain(self) -> None:
         """Wait for the deliveries in flight."""

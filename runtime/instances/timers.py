@@ -8,7 +8,7 @@ import functools
 from runtime.instances.threads import Threads
 from runtime.store import Database
 from runtime.store import timers as timer_rows
-from runtime.store.timers import Claimed
+from runtime.store.timers import Claimed, Claims
 
 
 class TimerTable:
@@ -23,10 +23,7 @@ class TimerTable:
         # again after this.
         self._claim_ms = claim_ms
 
-    async def earliest_due(self, now_ms: int) -> int | None:
-        return await self._threads.run(functools.partial(self._earliest_due, now_ms))
-
-    async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
+    async def claim_due(self, now_ms: int, limit: int) -> Claims:
         return await self._threads.run(functools.partial(self._claim_due, now_ms, limit))
 
     async def retry(self, timer: Claimed, due_at_ms: int) -> None:
@@ -35,11 +32,7 @@ class TimerTable:
     async def drop(self, timer: Claimed) -> None:
         await self._threads.run(functools.partial(self._drop, timer))
 
-    def _earliest_due(self, now_ms: int) -> int | None:
-        with self._db.read() as session:
-            return timer_rows.earliest_due(session, now_ms)
-
-    def _claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
+    def _claim_due(self, now_ms: int, limit: int) -> Claims:
         with self._db.raw(synced=False) as tx:   # see runtime/store/timers.py
             return timer_rows.claim_due(tx, now_ms=now_ms, owner=self._owner,
                                         claim_ms=self._claim_ms, limit=limit)

@@ -51,24 +51,6 @@ class Claimed:
     delivery: dict[str, Any] | None = None   # an outbox entry (runtime/instances/outbox.py)
 
 
-def earliest_due(session: Session, now_ms: int) -> int | None:
-    """When a timer next becomes claimable: the earliest due time of the unclaimed ones, or
-    just after the earliest expiry of a claim (a claim whose process died). A claimed timer's
-    own due time, past already, says nothing of when to look again: counting it made every
-    scheduler look again at once, in a loop, for as long as any due timer stayed claimed (a
-    delivery waiting for its instance, another process's deliveries)."""
-    unclaimed = session.scalar(
-        select(Timer.due_at_ms).where(Timer.claimed_by.is_(None))
-        .order_by(Timer.due_at_ms).limit(1))
-    # Only due timers are ever claimed (and re-arming one clears its claim), so the claimed
-    # rows are among the due ones: the due-time index finds them.
-    expiry = session.scalar(
-        select(func.min(Timer.claim_expires_at))
-        .where(Timer.due_at_ms <= now_ms, Timer.claimed_by.is_not(None)))
-    times = [unclaimed, None if expiry is None else expiry + 1]
-    return min((t for t in times if t is not None), default=None)
-
-
 _timers = table(Timer)
 _t = _timers.c
 _CLAIMABLE = and_(_t.due_at_ms <= bindparam("now_ms"),
@@ -97,16 +79,47 @@ _CLAIMED = Prepared(
 )
 
 
+_NEXT_UNCLAIMED = Prepared(
+    select(_t.due_at_ms).where(_t.claimed_by.is_(None)).order_by(_t.due_at_ms).limit(1),
+    returns=[_t.due_at_ms])
+# Only due timers are ever claimed (and re-arming one clears its claim), so the claimed rows are
+# among the due ones: the due-time index finds them.
+_NEXT_EXPIRY = Prepared(
+    select(func.min(_t.claim_expires_at))
+    .where(_t.due_at_ms <= bindparam("now_ms"), _t.claimed_by.is_not(None)),
+    returns=[_t.claim_expires_at])
+
+
+@dataclass(frozen=True)
+class Claims:
+    timers: list[Claimed]   # in due order
+    next_due_ms: int | None   # when a timer next becomes claimable (`earliest_due`)
+
+
 def claim_due(tx: RawTransaction, *, now_ms: int, owner: str, claim_ms: int,
-              limit: int) -> list[Claimed]:
-    """Claim up to `limit` timers due at `now_ms`, the earliest first."""
+              limit: int) -> Claims:
+    """Claim up to `limit` timers due at `now_ms`, the earliest first; and when to look next."""
     claim = f"{owner}:{secrets.token_hex(6)}"
     params = {"now_ms": now_ms, "limit": limit, "claim": claim,
               "expires_at": now_ms + claim_ms}
-    if not tx.execute(_CLAIM, params):
-        return []
-    return [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8], r[9])
-            for r in tx.all(_CLAIMED, {"claim": claim})]
+    timers = []
+    if tx.execute(_CLAIM, params):
+        timers = [Claimed(r[0], r[1], r[2], r[3], r[4], r[5], claim, r[6], r[7], r[8], r[9])
+                  for r in tx.all(_CLAIMED, {"claim": claim})]
+    return Claims(timers, earliest_due(tx, now_ms))
+
+
+def earliest_due(tx: RawTransaction, now_ms: int) -> int | None:
+    """When a timer next becomes claimable: the earliest due time of the unclaimed ones, or
+    just after the earliest expiry of a claim (a claim whose process died). A claimed timer's
+    own due time, past already, says nothing of when to look again: counting it made every
+    scheduler look again at once, in a loop, for as long as any due timer stayed claimed (a
+    delivery waiting for its instance, another process's deliveries)."""
+    unclaimed = tx.first(_NEXT_UNCLAIMED, {})
+    expiry = tx.first(_NEXT_EXPIRY, {"now_ms": now_ms})
+    times = [None if unclaimed is None else unclaimed[0],
+             None if expiry is None or expiry[0] is None else expiry[0] + 1]
+    return min((t for t in times if t is not None), default=None)
 
 
 def consume(session: Session, timer: Claimed) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from runtime.clock import FakeClock
 from runtime.errors import ConflictError, MachineError, NotFoundError, UnavailableError
 from runtime.scheduler import RetryPolicy, Scheduler
-from runtime.store.timers import Claimed
+from runtime.store.timers import Claimed, Claims
 
 A, B = uuid.uuid4(), uuid.uuid4()
 
@@ -27,15 +27,12 @@ class MemorySource:
         tid = len(self.timers) + len(self.dropped) + 1
         self.timers[tid] = Claimed(tid, instance, send_id, {"type": send_id}, due, 0, "")
 
-    async def earliest_due(self, now_ms: int) -> int | None:
-        return min((t.due_at_ms for t in self.timers.values()), default=None)
-
-    async def claim_due(self, now_ms: int, limit: int) -> list[Claimed]:
+    async def claim_due(self, now_ms: int, limit: int) -> Claims:
         due = sorted((t for t in self.timers.values() if t.due_at_ms <= now_ms),
                      key=lambda t: (t.due_at_ms, t.id))[:limit]
         for t in due:
             del self.timers[t.id]
-        return due
+        return Claims(due, min((t.due_at_ms for t in self.timers.values()), default=None))
 
     async def retry(self, timer: Claimed, due_at_ms: int) -> None:
         self.timers[timer.id] = replace(timer, due_at_ms=due_at_ms, attempts=timer.attempts + 1)

@@ -47,7 +47,8 @@ def arm(db: Database, instance: uuid.UUID, send_id: str, due: int) -> None:
 
 def claim(db: Database, now: int, owner: str = "p1", limit: int = 100) -> list[timer_store.Claimed]:
     with db.raw() as tx:
-        return timer_store.claim_due(tx, now_ms=now, owner=owner, claim_ms=1000, limit=limit)
+        return timer_store.claim_due(tx, now_ms=now, owner=owner, claim_ms=1000,
+                                     limit=limit).timers
 
 
 def test_claims_only_due_timers_earliest_first(db: Database):
@@ -58,18 +59,18 @@ def test_claims_only_due_timers_earliest_first(db: Database):
     claimed = claim(db, 250)
     assert [t.send_id for t in claimed] == ["a", "b"]
     assert claimed[0].instance == "i" and claimed[0].machine.startswith("m")   # for its lock
-    with db.transaction() as s:   # the claimed ones say nothing: the next unclaimed does
-        assert timer_store.earliest_due(s, 250) == 300
+    with db.raw() as tx:   # the claimed ones say nothing: the next unclaimed does
+        assert timer_store.earliest_due(tx, 250) == 300
 
 
 def test_earliest_due_of_claimed_timers_is_just_after_their_claim_expires(db: Database):
     inst = make_instance(db)
     arm(db, inst, "t", 100)
-    with db.transaction() as s:
-        assert timer_store.earliest_due(s, 50) == 100
+    with db.raw() as tx:
+        assert timer_store.earliest_due(tx, 50) == 100
     claim(db, 200)   # claims for 1000 ms: expires at 1200
-    with db.transaction() as s:
-        assert timer_store.earliest_due(s, 200) == 1201
+    with db.raw() as tx:
+        assert timer_store.earliest_due(tx, 200) == 1201
 
 
 def test_a_claimed_timer_is_not_claimed_again_until_its_claim_expires(db: Database):

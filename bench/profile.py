@@ -7,9 +7,12 @@ samples into the share of CPU each function took, inclusive and self.
     print(profile.summary())
 
 py-spy samples without pausing the server (`--nonblocking`, so the figures measured meanwhile
-stay close to an unprofiled run's). It cannot always tell a thread waiting in C from one at
-work: stacks that end in a wait (`_WAITS`) are dropped, but a wait inside a C call (a lock, a
-commit's sync) still counts as its caller's own time. py-spy must be installed (`pip install
+stay close to an unprofiled run's), and only threads holding the GIL (`--gil`): a thread waiting
+for the GIL, or in a C call that released it (a commit's sync, SQLite's own work), would
+otherwise count as busy in its Python caller. The figures are therefore the Python side's share
+of each process's GIL, which is what one worker process can spend; the event loop's share shows
+as uvicorn's `asyncio_run` (uvloop and httptools run in C under it). Stacks that end in a wait
+(`_WAITS`) are dropped. py-spy must be installed (`pip install
 py-spy`); it needs the right to trace the processes (root, or `kernel.yama.ptrace_scope=0`).
 """
 
@@ -52,7 +55,7 @@ class Profile:
             self.files.append(path)
             self._samplers.append(subprocess.Popen(
                 [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", str(self.rate),
-                 "--nonblocking", "--output", str(path)],
+                 "--nonblocking", "--gil", "--output", str(path)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return self
 
@@ -67,7 +70,7 @@ class Profile:
         inclusive, own, total = _fold(p for p in self.files if p.exists())
         if not total:
             return "profile: no samples (was the server idle, or py-spy refused?)"
-        lines = [f"profile: {total} samples of the server's threads on the CPU "
+        lines = [f"profile: {total} samples of the server's threads holding the GIL "
                  f"(raw stacks in {self.out})", "  inclusive:"]
         lines += [f"    {100 * n / total:5.1f}%  {name}" for name, n in inclusive.most_common(top)]
         lines.append("  self:")

@@ -22,6 +22,13 @@ process; the `profile` op's extra call is timed and taken out of the event's tot
 without profiling gives the plain median per event beside it, to show what the recorder costs.
 
     python bench/guest_profile.py [--events 2000] [--machines toggle,big] [--modes strict,warm]
+
+`--against-js DIR` instead compares this checkout's js_shims with DIR's (another checkout's
+js_shims, its node_modules included) in one process, in alternating batches of events, so both
+see the machine in the same phase: a change of the guest's JavaScript alone measured against
+its parent. It prints each side's median wall and mean CPU time per event.
+
+    python bench/guest_profile.py --against-js ../base/js_shims [--events 4000]
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.http_events import COUNTER, big_machine
 from bench.runtime import TOGGLE
 from runtime import step as step_module
-from runtime.engine import LoadedVersion, Runtime, RuntimeLimits
+from runtime.engine import JS_DIR, LoadedVersion, Runtime, RuntimeLimits
 from runtime.sandbox.vm import VM
 
 MACHINES = {"toggle": (TOGGLE, "TOGGLE"), "counter": (COUNTER, "inc"),
@@ -220,12 +227,42 @@ def report(label: str, samples: list[Sample], plain_samples: list[float]) -> Non
     print(f"  {'guest, all phases':22s} {guest * 1e6:10.1f} {guest / total:7.1%}")
 
 
+def against(mode: str, name: str, other_js: Path, events: int, batch: int = 50) -> None:
+    """This checkout's js_shims (`new`) against `other_js` (`base`), in alternating batches."""
+    source, event = MACHINES[name]
+    sides = {}
+    for side, js_dir in (("base", other_js), ("new", JS_DIR)):
+        rt = Runtime(RuntimeLimits(warm=mode == "warm"), js_dir=js_dir)
+        sides[side] = Instance(rt, rt.compile(source), event)
+        plain(sides[side], min(200, events))
+    walls: dict[str, list[float]] = {"base": [], "new": []}
+    cpu: dict[str, float] = {"base": 0.0, "new": 0.0}
+    for _ in range(max(1, events // batch)):
+        for side, instance in sides.items():
+            c0 = time.process_time()
+            walls[side] += plain(instance, batch)
+            cpu[side] += time.process_time() - c0
+    med = {side: statistics.median(w) * 1e6 for side, w in walls.items()}
+    mean_cpu = {side: cpu[side] / len(walls[side]) * 1e6 for side in walls}
+    print(f"{name}, {mode}: base {med['base']:.0f} µs wall (median), {mean_cpu['base']:.0f} µs "
+          f"CPU (mean); new {med['new']:.0f} µs, {mean_cpu['new']:.0f} µs; new/base "
+          f"x{med['new'] / med['base']:.3f} wall, x{mean_cpu['new'] / mean_cpu['base']:.3f} CPU")
+    for instance in sides.values():
+        instance.rt.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--machines", default="toggle,big")
     parser.add_argument("--modes", default="strict,warm")
+    parser.add_argument("--against-js", type=Path)
     args = parser.parse_args()
+    if args.against_js:
+        for mode in args.modes.split(","):
+            for name in args.machines.split(","):
+                against(mode, name, args.against_js, args.events)
+        return
     for mode in args.modes.split(","):
         rt = Runtime(RuntimeLimits(warm=mode == "warm"))
         for name in args.machines.split(","):

@@ -1,6 +1,7 @@
 """Where one event's time goes, inside the guest and around it, through the Python step API.
 
-For each machine (the toggle of bench/runtime.py, the 40-state machine of bench/http_events.py)
+For each machine (the toggle of bench/runtime.py, the 40-state machine of bench/http_events.py;
+`--machines` also takes `counter`, http_events.py's, and `wide`, a context of 300 records)
 in strict mode (every event in a VM reset to the snapshot, its state restored from JSON) and
 warm mode (the instance's interpreter kept live in its VM), it sends many events and prints
 the median microseconds of each phase and its share of the median event:
@@ -53,8 +54,20 @@ from runtime import step as step_module
 from runtime.engine import JS_DIR, LoadedVersion, Runtime, RuntimeLimits
 from runtime.sandbox.vm import VM
 
+# A counter whose context holds 300 records (about 20 KB of JSON): what grows with the context.
+WIDE = """
+import { createMachine, assign } from "npm:xstate";
+const items = Array.from({ length: 300 },
+  (_, i) => ({ id: i, name: "item " + i, tags: ["a", "b"], price: i * 1.5 }));
+export default createMachine({
+  id: "wide", predictableActionArguments: true, initial: "on", context: { n: 0, items },
+  states: { on: { on: { inc: { actions: assign({ n: (c) => c.n + 1 }) } } } },
+});
+export const allowRead = () => true;
+export const allowWrite = () => true;
+"""
 MACHINES = {"toggle": (TOGGLE, "TOGGLE"), "counter": (COUNTER, "inc"),
-            "big": (big_machine(), "inc")}
+            "big": (big_machine(), "inc"), "wide": (WIDE, "inc")}
 GUEST = ("decode", "begin", "op", "restore", "authorize", "start", "send", "checkJson",
          "persistable", "view", "record", "poll", "encode")
 HOST = ("encode_request", "call overhead", "run_jobs", "reply json.loads", "state json.dumps",
@@ -257,7 +270,23 @@ def main() -> None:
     parser.add_argument("--machines", default="toggle,big")
     parser.add_argument("--modes", default="strict,warm")
     parser.add_argument("--against-js", type=Path)
+    parser.add_argument("--plain", action="store_true",
+                        help="no profile: each case's median wall and mean CPU time per event "
+                        "(to compare checkouts run after one another)")
     args = parser.parse_args()
+    if args.plain:
+        for mode in args.modes.split(","):
+            rt = Runtime(RuntimeLimits(warm=mode == "warm"))
+            for name in args.machines.split(","):
+                instance = Instance(rt, rt.compile(MACHINES[name][0]), MACHINES[name][1])
+                plain(instance, min(200, args.events))
+                c0 = time.process_time()
+                walls = plain(instance, args.events)
+                cpu = (time.process_time() - c0) / args.events
+                print(f"{name}, {mode}: {statistics.median(walls) * 1e6:.0f} µs wall (median), "
+                      f"{cpu * 1e6:.0f} µs CPU (mean) per event")
+            rt.close()
+        return
     if args.against_js:
         for mode in args.modes.split(","):
             for name in args.machines.split(","):

@@ -254,7 +254,38 @@ function childrenOf(config) {
 
 function checkJson(value, path) {
   // Persisted context must survive a JSON round trip unchanged (toJSON objects, such as actor
-  // refs, are accepted as JSON serialises them).
+  // refs, are accepted as JSON serialises them). Every macrostep checks the whole context: the
+  // walk builds no paths, and only a context it refuses is walked again to name the first value
+  // JSON cannot hold.
+  if (!jsonSafe(value)) checkJsonAt(value, path);
+}
+
+// Whether checkJsonAt would accept `value`. A false "no" only costs the second walk (an array's
+// holes, which forEach skips, are refused here).
+function jsonSafe(value) {
+  if (value === null) return true;
+  const type = typeof value;
+  if (type === "string" || type === "boolean") return true;
+  if (type === "number") return Number.isFinite(value);
+  if (type !== "object") return false;
+  if (typeof value.toJSON === "function") return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!jsonSafe(value[i])) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const item = value[keys[i]];
+    if (item !== undefined && !jsonSafe(item)) return false;
+  }
+  return true;
+}
+
+function checkJsonAt(value, path) {
   if (value === null || typeof value === "string" || typeof value === "boolean") return;
   if (typeof value === "number") {
     if (!Number.isFinite(value)) fail("invalid-context", `context${path} is ${value}, which JSON cannot hold`);
@@ -264,7 +295,7 @@ function checkJson(value, path) {
   if (typeof value.toJSON === "function") return;
   const proto = Object.getPrototypeOf(value);
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJson(item, `${path}[${i}]`));
+    value.forEach((item, i) => checkJsonAt(item, `${path}[${i}]`));
     return;
   }
   if (proto !== Object.prototype && proto !== null) {
@@ -272,7 +303,7 @@ function checkJson(value, path) {
     fail("invalid-context", `context${path} is a ${kind}, which JSON cannot hold`);
   }
   for (const key of Object.keys(value)) {
-    if (value[key] !== undefined) checkJson(value[key], `${path}.${key}`);
+    if (value[key] !== undefined) checkJsonAt(value[key], `${path}.${key}`);
   }
 }
 

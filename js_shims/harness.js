@@ -261,17 +261,25 @@ function checkJson(value, path) {
 }
 
 // Whether checkJsonAt would accept `value`. A false "no" only costs the second walk (an array's
-// holes, which forEach skips, are refused here).
+// holes, which forEach skips, are refused here). Strings, booleans and finite numbers, most of
+// a context, are accepted where they are met, without a call each.
 function jsonSafe(value) {
   if (value === null) return true;
   const type = typeof value;
   if (type === "string" || type === "boolean") return true;
   if (type === "number") return Number.isFinite(value);
   if (type !== "object") return false;
+  return objectSafe(value);
+}
+
+function objectSafe(value) {
   if (typeof value.toJSON === "function") return true;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      if (!jsonSafe(value[i])) return false;
+      const item = value[i];
+      const type = typeof item;
+      if (type === "string" || type === "boolean") continue;
+      if (type === "number" ? !Number.isFinite(item) : !jsonSafe(item)) return false;
     }
     return true;
   }
@@ -280,7 +288,9 @@ function jsonSafe(value) {
   const keys = Object.keys(value);
   for (let i = 0; i < keys.length; i++) {
     const item = value[keys[i]];
-    if (item !== undefined && !jsonSafe(item)) return false;
+    const type = typeof item;
+    if (type === "string" || type === "boolean" || type === "undefined") continue;
+    if (type === "number" ? !Number.isFinite(item) : !jsonSafe(item)) return false;
   }
   return true;
 }

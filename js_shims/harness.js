@@ -514,9 +514,11 @@ function begin(args) {
 // boundary adds the time since the last one to the phase being left, and `ops.profile` answers
 // the last profiled call's totals. Off, each boundary is one null check. The clock is the
 // engine's own performance.now (WASI's monotonic clock, sub-microsecond), captured at load;
-// Date.now is milliseconds only.
+// Date.now is milliseconds only, and only the fallback for a bundle that took `performance`
+// away at its top level (which must not stop it loading).
 
-const hrtime = performance.now.bind(performance);
+const hrtime = globalThis.performance && typeof performance.now === "function"
+  ? performance.now.bind(performance) : Date.now;
 let phases = null;        // the recorder of the call being profiled
 let lastPhases = null;    // what the last profiled call recorded
 

@@ -152,6 +152,13 @@ def test_guards_and_contexts_that_cannot_be_persisted_change_nothing(
     assert commits == []
 
 
+def test_a_bundle_that_takes_performance_away_still_loads_and_runs(runtime: Runtime):
+    # The harness's phase recorder (bench/guest_profile.py) reads performance.now at load.
+    source = bundle('{ id: "p", initial: "a", states: { a: { on: { GO: "b" } }, b: {} } }',
+                    prelude="delete globalThis.performance;")
+    assert send(runtime, source, create(runtime, source), "GO").final.view.value == "b"
+
+
 def test_an_array_with_holes_is_persisted_as_json_writes_it(runtime: Runtime):
     commits = Commits()
     send(runtime, GUARDED, create(runtime, GUARDED), "SPARSE", commits=commits)

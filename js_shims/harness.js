@@ -255,7 +255,48 @@ function childrenOf(config) {
 
 function checkJson(value, path) {
   // Persisted context must survive a JSON round trip unchanged (toJSON objects, such as actor
-  // refs, are accepted as JSON serialises them).
+  // refs, are accepted as JSON serialises them). Every macrostep checks the whole context: the
+  // walk builds no paths, and only a context it refuses is walked again to name the first value
+  // JSON cannot hold.
+  if (!jsonSafe(value)) checkJsonAt(value, path);
+}
+
+// Whether checkJsonAt would accept `value`. A false "no" only costs the second walk (an array's
+// holes, which forEach skips, are refused here). Strings, booleans and finite numbers, most of
+// a context, are accepted where they are met, without a call each.
+function jsonSafe(value) {
+  if (value === null) return true;
+  const type = typeof value;
+  if (type === "string" || type === "boolean") return true;
+  if (type === "number") return Number.isFinite(value);
+  if (type !== "object") return false;
+  return objectSafe(value);
+}
+
+function objectSafe(value) {
+  if (typeof value.toJSON === "function") return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const type = typeof item;
+      if (type === "string" || type === "boolean") continue;
+      if (type === "number" ? !Number.isFinite(item) : !jsonSafe(item)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const item = value[keys[i]];
+    const type = typeof item;
+    if (type === "string" || type === "boolean" || type === "undefined") continue;
+    if (type === "number" ? !Number.isFinite(item) : !jsonSafe(item)) return false;
+  }
+  return true;
+}
+
+function checkJsonAt(value, path) {
   if (value === null || typeof value === "string" || typeof value === "boolean") return;
   if (typeof value === "number") {
     if (!Number.isFinite(value)) fail("invalid-context", `context${path} is ${value}, which JSON cannot hold`);
@@ -265,7 +306,7 @@ function checkJson(value, path) {
   if (typeof value.toJSON === "function") return;
   const proto = Object.getPrototypeOf(value);
   if (Array.isArray(value)) {
-    value.forEach((item, i) => checkJson(item, `${path}[${i}]`));
+    value.forEach((item, i) => checkJsonAt(item, `${path}[${i}]`));
     return;
   }
   if (proto !== Object.prototype && proto !== null) {
@@ -273,7 +314,7 @@ function checkJson(value, path) {
     fail("invalid-context", `context${path} is a ${kind}, which JSON cannot hold`);
   }
   for (const key of Object.keys(value)) {
-    if (value[key] !== undefined) checkJson(value[key], `${path}.${key}`);
+    if (value[key] !== undefined) checkJsonAt(value[key], `${path}.${key}`);
   }
 }
 
@@ -444,11 +485,17 @@ function machineFor(initial) {
 }
 
 function record(state, r) {
+  const outer = phases && phases.to("checkJson");
   if (state.context !== undefined) checkJson(state.context, "");
+  if (phases) phases.to("persistable");
+  const persisted = persistable(state, r.holder.children);
+  if (phases) phases.to("view");
+  const shown = view(state);
+  if (phases) phases.to("record");
   const step = {
     event: state._event ? state._event.data : state.event,
-    state: persistable(state, r.holder.children),
-    view: view(state),
+    state: persisted,
+    view: shown,
     timers: r.timers.splice(0),
     cancels: r.cancels.splice(0),
     logs: __bs.takeLogs(),
@@ -465,6 +512,7 @@ function record(state, r) {
     doneMessage(state, r);
     step.timers.push(...r.timers.splice(0));
   }
+  if (phases) phases.to(outer);
   return step;
 }
 
@@ -473,17 +521,56 @@ function begin(args) {
   __bs.reseed(args.seed);
 }
 
+// ---- where an event's time goes (bench/guest_profile.py) ------------------------------------
+//
+// Off unless a request carries `profile: true` (only the benchmark sends it): then every phase
+// boundary adds the time since the last one to the phase being left, and `ops.profile` answers
+// the last profiled call's totals. Off, each boundary is one null check. The clock is the
+// engine's own performance.now (WASI's monotonic clock, sub-microsecond), captured at load;
+// Date.now is milliseconds only, and only the fallback for a bundle that took `performance`
+// away at its top level (which must not stop it loading).
+
+const hrtime = globalThis.performance && typeof performance.now === "function"
+  ? performance.now.bind(performance) : Date.now;
+let phases = null;        // the recorder of the call being profiled
+let lastPhases = null;    // what the last profiled call recorded
+
+class Phases {
+  constructor(first) {
+    this.ms = {};
+    this.current = first;
+    this.start = this.at = hrtime();
+  }
+
+  // Enter `name`; the phase left, so a nested phase can return to it.
+  to(name) {
+    const now = hrtime();
+    this.ms[this.current] = (this.ms[this.current] || 0) + (now - this.at);
+    this.at = now;
+    const left = this.current;
+    this.current = name;
+    return left;
+  }
+
+  done() {
+    this.to("");
+    return { totalMs: this.at - this.start, ms: this.ms };
+  }
+}
+
 // ---- operations ----------------------------------------------------------------------------
 
 const ops = {
   create(args) {
     forget(args);
+    if (phases) phases.to("authorize");
     const base = machine.context;
     const context = args.context == null ? base
       : { ...(base && typeof base === "object" ? base : {}), ...args.context };
     authorize(bundle.allowWrite, "allowWrite", {
       type: "initialization", machineInstanceName: args.instanceName, context, authContext: args.authContext,
     });
+    if (phases) phases.to("start");
     const r = beginStep(startInterpreter({ context }, true), args.key, args.parent);
     r.service.start();
     r.started = true;
@@ -501,10 +588,13 @@ const ops = {
     const kept = args.warm ? live.get(args.key) : undefined;
     if (args.warm && !kept) fail("internal-error", "the host asked for a live state this VM does not keep");
     if (args.key !== undefined) live.delete(args.key);   // this step's end decides again
+    if (phases) phases.to("restore");
     const children = kept ? kept.children : childrenOf(args.state);
     const current = kept ? kept.service.state : restore(args.state);
     const [first, ...rest] = args.events;
+    if (phases) phases.to("authorize");
     authorizeEvent(first, current, args.instanceName);
+    if (phases) phases.to("start");
     let r;
     if (kept) {
       r = beginStep(kept, args.key, args.parent);
@@ -513,6 +603,7 @@ const ops = {
       r.service.start(current);
     }
     r.started = true;
+    if (phases) phases.to("send");
     for (const id of args.cutOff || []) {
       r.service.send({ type: `error.platform.${id}`, data: { message: `service "${id}" was stopped before it finished` } });
     }
@@ -552,6 +643,11 @@ const ops = {
       }
     });
     return { verdicts, logs: __bs.takeLogs() };
+  },
+
+  // The phases of the last call that carried `profile` (bench/guest_profile.py).
+  profile() {
+    return lastPhases;
   },
 
   // Called by the host after it ran jobs and due timers: what happened since the last poll.
@@ -696,6 +792,7 @@ function clip(name) {
 Object.assign(ops, upgradeOps(machine, { restore, persistable, view, checkJson, fail }));
 
 function poll() {
+  if (phases) phases.to("poll");
   const r = run;
   const out = {
     macrosteps: r ? r.macrosteps.splice(0) : [],
@@ -725,13 +822,34 @@ function errorInfo(err) {
 
 globalThis.__bs_entry = (json) => {
   const args = JSON.parse(json);
+  return args.profile ? profiled(json) : entry(args);
+};
+
+function entry(args) {
   try {
     if (args.seed !== undefined) begin(args);
     else if (args.now !== undefined) __bs.now = args.now;
-    return JSON.stringify({ ok: ops[args.op](args) });
+    if (phases) phases.to("op");
+    const ok = ops[args.op](args);
+    if (phases) phases.to("encode");
+    return JSON.stringify({ ok });
   } catch (err) {
     const info = errorInfo(err);
     info.logs = __bs.takeLogs();
     return JSON.stringify({ error: info });
   }
-};
+}
+
+// One call with its phases recorded. The request is parsed again, timed: the first parse ran
+// before the flag was known (the host counts that one as part of the call's overhead).
+function profiled(json) {
+  phases = new Phases("decode");
+  try {
+    const args = JSON.parse(json);
+    phases.to("begin");
+    return entry(args);
+  } finally {
+    lastPhases = phases.done();
+    phases = null;
+  }
+}

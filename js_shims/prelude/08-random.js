@@ -8,12 +8,21 @@
 // The state lives in four closure variables: typed-array access costs 3x as much here.
 let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
 let rngSeeded = false;
+// The driver reseeds before every step, and most steps never draw: the seed is checked at once
+// but folded into the state only at the step's first draw (the fold, parseInt and all, was the
+// dearest part of a warm event's start). The sequence is the same as if folded at once.
+let pendingSeed = null;
 
 function reseed(hex) {
   const s = String(hex);
   if (!/^[0-9a-fA-F]{64}$/.test(s)) {
     throw new TypeError("__bs.reseed expects 32 bytes written as 64 hex digits");
   }
+  pendingSeed = s;
+  rngSeeded = true;
+}
+
+function applySeed(s) {
   const word = (i) => parseInt(s.slice(i * 8, i * 8 + 8), 16);
   // Fold 256 bits into 128, the second half through MurmurHash3's mixer, so that seeds with
   // structure (repeated halves, runs of zeros) still give unrelated states.
@@ -21,7 +30,6 @@ function reseed(hex) {
   [s0, s1, s2, s3] = [state(0), state(1), state(2), state(3)];
   // The all-zero state is a fixed point of xoshiro: it would return 0 forever.
   if ((s0 | s1 | s2 | s3) === 0) s0 = 1;
-  rngSeeded = true;
 }
 
 const imul = Math.imul;
@@ -50,6 +58,11 @@ function nextUint32() {
 
 Math.random = function random() {
   if (!rngSeeded) reseed(hexOf(hostBytes({ op: "random", n: 32 })));
+  if (pendingSeed !== null) {
+    const seed = pendingSeed;
+    pendingSeed = null;
+    applySeed(seed);
+  }
   // 53 random bits, like V8, so every double in [0, 1) on the 2^-53 grid is reachable.
   const high = nextUint32() >>> 5;
   const low = nextUint32() >>> 6;

@@ -130,6 +130,8 @@ GUARDED = bundle("""{
     FUNC: { actions: assign({ items: () => [() => 1] }) },
     BIG: { actions: assign({ items: () => "x".repeat(500000) }) },
     KEEP: { actions: assign({ items: (c) => c.items }) },
+    DEEP: { actions: assign({ items: () => [{ ok: 1, list: [1, "2", { bad: NaN }] }] }) },
+    SPARSE: { actions: assign({ items: () => [1, , 3] }) },
   } }, b: {} },
 }""")
 
@@ -138,6 +140,7 @@ GUARDED = bundle("""{
     ("BOOM", MachineError, "guard exploded"),
     ("MAP", ContextError, "Map"),
     ("FUNC", ContextError, r"context\.items\[0\] is a function"),
+    ("DEEP", ContextError, r"context\.items\[0\]\.list\[2\]\.bad is NaN"),
     ("BIG", ContextError, "byte limit"),
 ])
 def test_guards_and_contexts_that_cannot_be_persisted_change_nothing(
@@ -147,6 +150,19 @@ def test_guards_and_contexts_that_cannot_be_persisted_change_nothing(
     with pytest.raises(error, match=message):
         send(runtime, GUARDED, first, event, commits=commits)
     assert commits == []
+
+
+def test_a_bundle_that_takes_performance_away_still_loads_and_runs(runtime: Runtime):
+    # The harness's phase recorder (bench/guest_profile.py) reads performance.now at load.
+    source = bundle('{ id: "p", initial: "a", states: { a: { on: { GO: "b" } }, b: {} } }',
+                    prelude="delete globalThis.performance;")
+    assert send(runtime, source, create(runtime, source), "GO").final.view.value == "b"
+
+
+def test_an_array_with_holes_is_persisted_as_json_writes_it(runtime: Runtime):
+    commits = Commits()
+    send(runtime, GUARDED, create(runtime, GUARDED), "SPARSE", commits=commits)
+    assert commits[0].context == {"items": [1, None, 3]}
 
 
 def test_a_state_over_the_context_limit_with_a_small_context_is_saved(runtime: Runtime):

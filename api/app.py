@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import dashboard, errors, health, logs, openapi
 from api import metrics as metrics_route
 from api.bootstrap import open_database, server_secret
-from api.fastpath import EventFastPath
+from api.fastpath import FastPath
 from api.middleware import BodyLimit, CatchAll, CollapseSlashes
 from api.routes import ROUTERS, members
 from api.routes.migrations import MIGRATIONS_PATH
@@ -72,7 +72,7 @@ def create_app(
 
     app = _Backstate(title="backstate", version="0.1.0", lifespan=lifespan)
     app.state.services = services
-    app.front = EventFastPath(
+    app.front = FastPath(
         functools.partial(FastAPI.__call__, app), lambda: services,
         body_limit=settings.max_body_bytes,
     )
@@ -91,9 +91,9 @@ def create_app(
 
 
 class _Backstate(FastAPI):
-    """FastAPI with the event route's fast path (`api.fastpath`) in front of everything it does
-    per request: its telemetry check (paid even with nothing configured), routing,
-    and the whole middleware stack, errors and CORS included. The fast path answers only
+    """FastAPI with the hot routes' fast path (`api.fastpath`: events and creations) in front
+    of everything it does per request: its telemetry check (paid even with nothing configured),
+    routing, and the whole middleware stack, errors and CORS included. The fast path answers only
     requests that need none of them and hands every other one to FastAPI unchanged."""
 
     front: ASGIApp | None = None

@@ -60,10 +60,9 @@ from runtime.instances.versions import Versions
 from runtime.logs import LogOrigin, StepLogs
 from runtime.results import CommitHook, Delivery, InstanceState, StepResult
 from runtime.scheduler import RetryPolicy, Scheduler
-from runtime.store import Database
+from runtime.store import Database, creations
 from runtime.store import instances as instance_rows
 from runtime.store import machines as machine_rows
-from runtime.store import versions as version_rows
 from runtime.store.leases import Current, Target
 from runtime.store.models import Instance
 from runtime.store.timers import Claimed
@@ -405,19 +404,9 @@ class Instances:
 
     def _new_row(self, org_id: uuid.UUID, machine: str, instance: str,
                  version_id: uuid.UUID | None, parent: dict[str, Any] | None = None) -> Insert:
-        with self._db.read() as session:
-            found = machine_rows.get(session, org_id, machine)
-            if instance_rows.exists(session, found, instance):
-                raise ConflictError(f"instance {instance!r} already exists",
-                                    code="already-exists")
-            if version_id is None:
-                version_id = found.current_version_id
-            if version_id is None:
-                raise InvalidRequestError(
-                    f"machine {machine!r} has no current version; pass machineVersionId",
-                    parameter="machineVersionId")
-            version = version_rows.get_final(session, found, version_id)
-            return Insert(found.id, instance, version.id, parent)
+        with self._db.raw_read() as tx:
+            found = creations.target(tx, org_id, machine, instance, version_id)
+        return Insert(found.machine_id, instance, found.version_id, parent)
 
     def _row(self, org_id: uuid.UUID, machine: str, instance: str) -> Instance:
         with self._db.read() as session:

@@ -1,5 +1,6 @@
-"""The event route's fast path answers only the plain case, as the FastAPI route would, and hands
-everything else to FastAPI unchanged (body included)."""
+"""The fast path of the event and creation routes answers only the plain case, as the FastAPI
+routes would, and hands everything else to FastAPI unchanged (body included). That its answers
+are the routes' own, on a real server and database, is in test_fastpath_server.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api.auth import Credentials, Principal
-from api.fastpath import EventFastPath
+from api.fastpath import FastPath
 from runtime.errors import AuthError, ConflictError
 
 TOKEN = "Bearer good"
+EVENTS_ONLY = "Bearer events-only"
 STATE = {"ts": 5, "state": "on", "tags": [], "done": False}
 
 
@@ -21,15 +23,32 @@ class FakeAuth:
     def authenticate_cached(self, creds: Credentials) -> Principal | None:
         if creds.authorization == "Bearer uncached":
             return None
-        if creds.authorization != TOKEN:
+        if creds.authorization not in (TOKEN, EVENTS_ONLY):
             raise AuthError("invalid token")
-        scopes = {"events.write"} if creds.org_id is None else {"machines.read"}
+        scopes = {"events.write", "instances.write"}
+        if creds.authorization == EVENTS_ONLY:
+            scopes = {"events.write"}
+        if creds.org_id is not None:
+            scopes = {"machines.read"}
         return Principal(uuid.uuid4(), uuid.uuid4(), frozenset(scopes), {"sub": "u"})
 
 
 @dataclass
 class FakeInstances:
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    created: list[tuple[str, str, dict[str, Any] | None, str | None]] = field(
+        default_factory=list)
+
+    async def create(
+        self, principal: Principal, machine: str, slug: str, context: dict[str, Any] | None,
+        version_id: str | None,
+    ) -> dict[str, Any]:
+        self.created.append((machine, slug, context, version_id))
+        if slug == "taken":
+            raise ConflictError("instance 'taken' already exists", code="already-exists")
+        if slug == "broken":
+            raise RuntimeError("a bug")
+        return STATE
 
     async def send(
         self, principal: Principal, machine: str, slug: str, event: dict[str, Any]
@@ -74,7 +93,7 @@ def call(
         "path": path,
         "headers": [(k.encode(), v.encode()) for k, v in all_headers.items()],
     }
-    app = EventFastPath(next_app, services=lambda: services, body_limit=100)  # type: ignore[arg-type,return-value]
+    app = FastPath(next_app, services=lambda: services, body_limit=100)  # type: ignore[arg-type,return-value]
     asyncio.run(app(scope, receive, send))
     response = None
     if sent:
@@ -124,3 +143,53 @@ def test_everything_else_goes_on_to_fastapi_with_its_body() -> None:
         response, passed, services = call(path, body, **kw)
         assert response is None and passed == body, (path, body, kw)
         assert services.instances.sent == []
+
+
+def test_a_plain_creation_is_answered_with_the_state_the_service_returns() -> None:
+    body = b'{"slug": "c-1", "context": {"a": [1]}, "machineVersionId": "ver_x", "more": 1}'
+    response, passed, services = call("/machines/m", body)
+    assert response == {"status": 200, "json": STATE} and passed is None
+    assert services.instances.created == [("m", "c-1", {"a": [1]}, "ver_x")]
+    response, _, services = call("/machines/m", b'{"slug": "c-2"}')
+    assert response == {"status": 200, "json": STATE}
+    assert services.instances.created == [("m", "c-2", None, None)]
+
+
+def test_creation_errors_are_answered_as_the_error_map_says() -> None:
+    response, _, _ = call("/machines/m", b'{"slug": "taken"}')
+    assert response == {
+        "status": 409,
+        "json": {"error": "instance 'taken' already exists", "code": "already-exists"},
+    }
+    response, passed, _ = call("/machines/m", b'{"slug": "broken"}')
+    assert passed is None
+    assert response == {
+        "status": 500,
+        "json": {"error": "internal server error", "code": "internal-error"},
+    }
+
+
+def test_every_other_creation_goes_on_to_fastapi_with_its_body() -> None:
+    new = b'{"slug": "c"}'
+    cases: list[tuple[str, bytes, dict[str, Any]]] = [
+        ("/machines/m", b'{"slug": "a.b"}', {}),  # invalid body: FastAPI's 400
+        ("/machines/m", b'{"slug": 3}', {}),
+        ("/machines/m", b'{"context": {}}', {}),
+        ("/machines/m", b'{"slug": "c", "context": []}', {}),
+        ("/machines/m", b"[]", {}),
+        ("/machines/m", b"not json", {}),
+        ("/machines/a.b", new, {}),  # not a slug
+        ("/machines/m/", new, {}),
+        ("/machines", new, {}),  # another route
+        ("/machines/m", new, {"method": "GET"}),
+        ("/machines/m", new, {"headers": {"authorization": "Bad"}}),
+        ("/machines/m", new, {"headers": {"authorization": "Bearer uncached"}}),
+        ("/machines/m", new, {"headers": {"authorization": EVENTS_ONLY}}),  # scope
+        ("/machines/m", new, {"headers": {"content-type": "text/plain"}}),
+        ("/machines/m", new, {"headers": {"origin": "https://x.test"}}),  # CORS
+        ("/machines/m", b'{"slug": "%s"}' % (b"x" * 100), {}),  # over the limit
+    ]
+    for path, body, kw in cases:
+        response, passed, services = call(path, body, **kw)
+        assert response is None and passed == body, (path, body, kw)
+        assert services.instances.created == []

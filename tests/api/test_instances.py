@@ -59,18 +59,29 @@ def test_create_merges_context_and_pins_the_version(api: Api) -> None:
     assert api.create_instance("counter", "t1")["state"] == "off"
 
 
-def test_create_conflicts_and_bad_versions(api: Api) -> None:
+def test_create_conflicts_and_bad_versions(server: Server, api: Api) -> None:
     api.create_machine("counter", COUNTER)
     api.create_instance("counter", "c1")
     api.send("counter", "c1", "inc")
-    assert_error(api.request("POST", "/machines/counter", {"slug": "c1"}), 409)
+    assert_error(api.request("POST", "/machines/counter", {"slug": "c1"}), 409, "already-exists")
+    # The name is checked before the machine runs: a caller its allowWrite refuses hears 409.
+    with server.client(act={"sub": "blocked"}) as blocked:
+        taken = blocked.request("POST", "/machines/counter", {"slug": "c1"})
+        assert_error(taken, 409, "already-exists")
     assert api.ok("GET", "/machines/counter/i/c1")["publicContext"] == {"count": 1}
-    for version in ["ver_nope", "ver_AAAAAAAAAAAAAAAAAAAAAA"]:
+    other = api.create_machine("toggler", TOGGLER)
+    provisional = api.ok("POST", "/machines/counter/v", {"clientInfo": "x"})["machineVersionId"]
+    for version in ["ver_nope", "ver_AAAAAAAAAAAAAAAAAAAAAA", other, provisional.partition(".")[0]]:
         body = {"slug": "c2", "machineVersionId": version}
-        assert_error(api.request("POST", "/machines/counter", body), 404)
+        bad = assert_error(api.request("POST", "/machines/counter", body), 404)
+        assert bad["parameter"] == "machineVersionId", (version, bad)
     api.ok("POST", "/machines", {"slug": "empty"})
-    assert_error(api.request("POST", "/machines/empty", {"slug": "x"}), 400)
-    assert_error(api.request("POST", "/machines/nope", {"slug": "x"}), 404)
+    empty = assert_error(api.request("POST", "/machines/empty", {"slug": "x"}), 400)
+    assert empty["parameter"] == "machineVersionId"
+    assert_error(api.request("POST", "/machines/empty", {"slug": "x", "machineVersionId": other}),
+                 404)
+    nope = assert_error(api.request("POST", "/machines/nope", {"slug": "x"}), 404)
+    assert nope["parameter"] == "machineName"
     assert [i["slug"] for i in api.ok("GET", "/machines/counter/i")["instances"]] == ["c1"]
 
 

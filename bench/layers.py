@@ -67,15 +67,19 @@ def main() -> None:
             pipeline, on_loop = _pipeline(core, loop, org_id, args)
             http = _http(url, token, args)
     ms = 1e3
+    rows = [
+        ("step alone, one instance (warm VM)", step, ""),
+        (f"step alone, {INSTANCES} instances in turn", cold, ""),
+        ("+ the database, one caller (Runner)", runner,
+         f"+{(runner - cold) * ms:.3f}: peek, commit, a sync each"),
+        (f"instance pipeline, {args.clients} callers", pipeline,
+         f"the event loop's share {on_loop * ms:.3f}: mailbox, lanes, thread handoffs"),
+        (f"HTTP, {args.clients} connections", http,
+         f"+{(http - pipeline) * ms:.3f}: HTTP, auth, the answer"),
+    ]
     print("one process, SQLite synced; CPU per counter event:")
-    print(f"  step alone, one instance (warm VM)       {step * ms:6.3f} ms")
-    print(f"  step alone, {INSTANCES} instances in turn    {cold * ms:6.3f} ms")
-    print(f"  + the database, one caller (Runner)      {runner * ms:6.3f} ms  "
-          f"(+{(runner - cold) * ms:.3f}: peek, commit, a sync each)")
-    print(f"  instance pipeline, {args.clients:2d} callers           {pipeline * ms:6.3f} ms  "
-          f"(the event loop's share {on_loop * ms:.3f}: mailbox, lanes, thread handoffs)")
-    print(f"  HTTP, {args.clients:2d} connections                {http * ms:6.3f} ms  "
-          f"(+{(http - pipeline) * ms:.3f}: HTTP, auth, the answer)")
+    for label, value, note in rows:
+        print(f"  {label:40s} {value * ms:6.3f} ms" + (f"  ({note})" if note else ""))
 
 
 def _server_loop(app: object) -> asyncio.AbstractEventLoop:

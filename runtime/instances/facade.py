@@ -70,6 +70,10 @@ from runtime.store.timers import Claimed
 T = TypeVar("T")
 log = logging.getLogger("backstate.outbox")
 
+# A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
+LANE_HOLD_S = 0.05
+DB_THREADS = 8
+
 
 @dataclass(frozen=True)
 class _Event:
@@ -80,9 +84,6 @@ class _Event:
     names: tuple[uuid.UUID, str]   # org id and machine, for the step's log lines
     delivery: Delivery
     timer: Claimed | None = None
-# A step running this long gives its lane back (see lanes.py): an event's step takes a few ms.
-LANE_HOLD_S = 0.05
-DB_THREADS = 8
 
 
 @dataclass(frozen=True)

@@ -138,11 +138,12 @@ class StepCommits:
         first-commit strategy if the step committed nothing yet."""
         first = self._first if self.count == 0 else FENCED
         leave_lane()  # waiting for the disk needs no CPU: let another step run meanwhile
-        timers = [self._consumes[n] for n in dict.fromkeys(step.delivery for step in steps)
-                  if n in self._consumes]
-        written = self._committer.commit(functools.partial(self._write, first, steps, timers))
-        for n in {step.delivery for step in steps}:
-            self._consumes.pop(n, None)
+        due = {n: self._consumes[n] for n in dict.fromkeys(step.delivery for step in steps)
+               if n in self._consumes} if self._consumes else {}
+        written = self._committer.commit(
+            functools.partial(self._write, first, steps, list(due.values())))
+        for n in due:
+            del self._consumes[n]
         for step, done in zip(steps, written, strict=True):
             self._at = Position(done.seq, done.ts, done.view)
             self.count += 1

@@ -3,10 +3,10 @@ transition per event, each caller answered with its own state, a failing event f
 
 from __future__ import annotations
 
+import functools
 import http.server
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -17,6 +17,7 @@ from api.bootstrap import init
 from api.settings import Settings
 from runtime.clock import SystemClock
 from tests.conftest import TEST_SECRET
+from tests.support import waiting
 from tests.support.client import Api
 from tests.support.server import run_server
 
@@ -39,11 +40,8 @@ export const allowWrite = () => true;
 """
 
 
-def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+# Polled until it holds: see tests/support/waiting.py.
+eventually = functools.partial(waiting.eventually, interval=0.005)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the receiver's own path; delays and retries move only when the test moves the cl
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from runtime.store.models import Timer
 from tests.conftest import Server
 from tests.support.children import BOUNCER, CHILD, INVOKER, PARENT, STRANGER, WORKER
 from tests.support.client import Admin, Api, assert_error
+from tests.support.waiting import eventually
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +66,6 @@ def api(served: Server) -> Iterator[Api]:
         yield client
 
 
-def eventually(check: Callable[[], bool], timeout: float = 30.0,
-               describe: Callable[[], Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            seen = describe() if describe else None
-            raise AssertionError(f"condition not reached within {timeout} s; last seen: {seen}")
-        time.sleep(0.02)
 
 
 def admin(api: Api, machine: str, slug: str) -> Any:

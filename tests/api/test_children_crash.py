@@ -6,12 +6,10 @@ one and its child's to the other. Every message is delivered exactly once."""
 from __future__ import annotations
 
 import collections
+import functools
 import signal
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +17,7 @@ from sqlalchemy import func, select
 from runtime.store import Database
 from runtime.store.models import Timer
 from tests.api.test_crash import admin, start
+from tests.support import waiting
 from tests.support.children import CHILD, PARENT
 from tests.support.client import Api
 
@@ -28,14 +27,8 @@ pytestmark = pytest.mark.slow
 CRASH_PARENT = PARENT.replace('{ delay: 60000, id: "later" }', "{ delay: 4000 }")
 
 
-def eventually(check: Callable[[], bool], timeout: float = 60.0,
-               describe: Callable[[], Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            seen = describe() if describe else None
-            raise AssertionError(f"condition not reached within {timeout} s; last seen: {seen}")
-        time.sleep(0.05)
+# Polled until it holds: see tests/support/waiting.py.
+eventually = functools.partial(waiting.eventually, timeout=60.0, interval=0.05)
 
 
 def history(api: Api, machine: str, slug: str) -> list[str]:

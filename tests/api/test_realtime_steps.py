@@ -8,9 +8,9 @@ and sit in the change log (which other processes' subscribers read) with the ver
 
 from __future__ import annotations
 
+import functools
 import http.server
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -27,6 +27,7 @@ from runtime.store import changes as change_rows
 from runtime.store import machines as machine_rows
 from runtime.store.models import Instance
 from tests.conftest import Server
+from tests.support import waiting
 from tests.support.bundles import TOGGLER
 from tests.support.client import Admin, Api
 from tests.support.migrations import migration
@@ -56,11 +57,8 @@ export const allowWrite = () => true;
 """
 
 
-def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+# Polled until it holds: see tests/support/waiting.py.
+eventually = functools.partial(waiting.eventually, interval=0.005)
 
 
 class Gate:

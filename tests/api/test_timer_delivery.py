@@ -3,7 +3,7 @@ timer's delay, only (briefly) for the scheduler to notice the clock moved."""
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,6 +17,7 @@ from runtime.clock import FakeClock
 from runtime.engine import Runtime
 from runtime.store.models import Timer
 from tests.conftest import Server
+from tests.support import waiting
 from tests.support.bundles import TIMER
 from tests.support.client import Admin, Api
 from tests.support.server import run_server
@@ -96,14 +97,8 @@ def timed(start_server: Callable[[], Any]) -> Iterator[Server]:
         yield server
 
 
-def eventually(check: Callable[[], bool], timeout: float = 15.0,
-               describe: Callable[[], Any] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            seen = describe() if describe else None
-            raise AssertionError(f"condition not reached within {timeout} s; last seen: {seen}")
-        time.sleep(0.02)
+# Polled until it holds: see tests/support/waiting.py.
+eventually = functools.partial(waiting.eventually, timeout=15.0)
 
 
 def settle(server: Server) -> None:
